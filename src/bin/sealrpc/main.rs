@@ -1,0 +1,78 @@
+//! The `sealrpc` command line: keygen, master, call, demo.
+mod call;
+mod demo;
+mod master;
+mod trace;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sealrpc", version, about = "Encrypted RPC with trace context inside the envelope")]
+struct Cli {
+    /// Log filter for sealrpc's own diagnostics on stderr (e.g. info, debug).
+    #[arg(long, global = true, env = "SEALRPC_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a fresh random 256-bit key to a new file (mode 0600).
+    Keygen {
+        /// Where to write the key. Refuses to overwrite.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Serve the built-in test.* methods until SIGTERM or Ctrl-C.
+    Master(master::MasterArgs),
+    /// Call one method on a master and print the result as JSON.
+    Call(call::CallArgs),
+    /// Run a master and clients in-process and print each trace as a tree.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Command::Keygen { out } = &cli.command {
+        return match sealrpc::keys::Key::generate().save_new(out) {
+            Ok(()) => {
+                eprintln!("wrote a new key to {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Master(a) => master::run(a).await,
+            Command::Call(a) => call::run(a).await,
+            Command::Demo(a) => demo::run(a).await,
+            Command::Keygen { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}

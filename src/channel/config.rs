@@ -1,0 +1,75 @@
+//! Settings shared by clients and servers.
+use crate::error::Error;
+use crate::keys::{Key, Keyring};
+use crate::telemetry::Telemetry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a channel end seals, opens, times out and traces.
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// The key this end seals with.
+    pub key: Key,
+    /// Keys accepted from the peer (defaults to `key` alone).
+    pub keyring: Arc<Keyring>,
+    /// Envelope time-to-live: older (or further in the future) is refused.
+    pub ttl: Duration,
+    /// Largest envelope sent or accepted (also the transport frame limit).
+    pub max_frame: usize,
+    /// Default deadline of a call (client side).
+    pub timeout: Duration,
+    /// Calls in flight per client before `call` waits (backpressure).
+    pub max_in_flight: usize,
+    /// Tracing; `None` = off (no spans, nothing injected or extracted).
+    pub telemetry: Option<Telemetry>,
+}
+
+impl ChannelConfig {
+    /// Defaults: 60 s TTL, 16 MiB frames, 30 s call timeout, 4096 in flight,
+    /// tracing off.
+    pub fn new(key: Key) -> ChannelConfig {
+        ChannelConfig {
+            keyring: Arc::new(Keyring::single(key.clone())),
+            key,
+            ttl: Duration::from_secs(60),
+            max_frame: sealrpc_tcp::DEFAULT_MAX_FRAME,
+            timeout: Duration::from_secs(30),
+            max_in_flight: 4096,
+            telemetry: None,
+        }
+    }
+
+    /// Turns tracing on with this telemetry handle.
+    pub fn with_telemetry(mut self, telemetry: Option<Telemetry>) -> ChannelConfig {
+        self.telemetry = telemetry;
+        self
+    }
+
+    pub(crate) fn tcp(&self) -> sealrpc_tcp::TcpConfig {
+        sealrpc_tcp::TcpConfig {
+            max_frame: self.max_frame,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn ttl_ms(&self) -> u64 {
+        self.ttl.as_millis().min(u128::from(u64::MAX)) as u64
+    }
+}
+
+/// Parses `tcp://HOST:PORT` into `HOST:PORT`.
+pub fn parse_url(url: &str) -> Result<&str, Error> {
+    let rest = url
+        .strip_prefix("tcp://")
+        .ok_or_else(|| Error::BadAddress(url.to_owned()))?;
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(rest),
+        _ => Err(Error::BadAddress(url.to_owned())),
+    }
+}
+
+pub(crate) fn random_salt() -> [u8; 16] {
+    let mut s = [0u8; 16];
+    rand::fill(&mut s);
+    s
+}

@@ -1,0 +1,88 @@
+//! Handlers and the router that dispatches requests to them by method name.
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One authenticated request as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The method called.
+    pub method: String,
+    /// The body: a zero-copy slice of the decrypted envelope.
+    pub body: Bytes,
+    /// When the caller stops waiting, if it said.
+    pub deadline: Option<Instant>,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+impl Request {
+    /// Decodes the body as MessagePack into `T`.
+    pub fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, HandlerError> {
+        rmp_serde::from_slice(&self.body).map_err(|e| HandlerError::new(format!("bad argument: {e}")))
+    }
+}
+
+/// A handler's failure, sent to the caller as a remote error. Its message
+/// is also recorded on the server span, so it must hold no secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerError {
+    pub message: String,
+}
+
+impl HandlerError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> HandlerError {
+        HandlerError { message: message.into() }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+pub(crate) type HandlerFn =
+    dyn Fn(Request) -> BoxFuture<'static, Result<Bytes, HandlerError>> + Send + Sync;
+
+/// Method name → handler.
+#[derive(Clone, Default)]
+pub struct Router {
+    routes: HashMap<String, Arc<HandlerFn>>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Registers `handler` for `method` (replacing any earlier one).
+    pub fn route<F, Fut>(mut self, method: &str, handler: F) -> Router
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
+    {
+        self.routes
+            .insert(method.to_owned(), Arc::new(move |r| Box::pin(handler(r))));
+        self
+    }
+
+    /// The methods served, sorted.
+    pub fn methods(&self) -> Vec<&str> {
+        let mut m: Vec<&str> = self.routes.keys().map(String::as_str).collect();
+        m.sort_unstable();
+        m
+    }
+
+    pub(crate) fn get(&self, method: &str) -> Option<&Arc<HandlerFn>> {
+        self.routes.get(method)
+    }
+}

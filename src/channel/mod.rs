@@ -1,0 +1,17 @@
+//! The channel layer: the single chokepoint for crypto and trace context.
+//!
+//! Only this module calls [`Sealer::seal`](crate::wire::Sealer::seal) /
+//! [`Opener::open`](crate::wire::Opener::open), and only here is trace
+//! context injected into a load (client) or extracted from an authenticated
+//! load (server). Transports below it move opaque frames; callers above it
+//! see methods, bodies and errors.
+mod client;
+mod config;
+mod handler;
+mod outbox;
+mod server;
+
+pub use client::Client;
+pub use config::{parse_url, ChannelConfig};
+pub use handler::{HandlerError, Request, Router};
+pub use server::Server;

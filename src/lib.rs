@@ -1,0 +1,26 @@
+//! sealrpc: encrypted request/reply whose OpenTelemetry trace context travels
+//! *inside* the sealed envelope.
+//!
+//! # Layout
+//! - [`wire`]: sans-IO wire format. `header` (fixed, authenticated header),
+//!   `envelope` (AES-256-GCM seal/open, nonces, limits), `replay` (sliding
+//!   window + session registry), `load` (MessagePack request/reply loads).
+//!   No sockets, no clocks: time comes in as an argument.
+//! - [`context`]: W3C `traceparent`/`tracestate` parsing and formatting over
+//!   the load's carrier. No OpenTelemetry types.
+//! - [`channel`]: the single chokepoint. The only caller of seal/open and of
+//!   trace inject/extract. `client` and `server` drive a frame transport.
+//! - [`telemetry`]: opt-in OpenTelemetry (cargo feature `otel`): config,
+//!   exporters, provider, client/server spans.
+//! - [`keys`]: key files and the keyring.
+//! - [`error`]: typed errors.
+pub mod builtin;
+pub mod channel;
+pub mod context;
+pub mod error;
+pub mod keys;
+pub mod tap;
+pub mod telemetry;
+pub mod wire;
+
+pub use error::Error;

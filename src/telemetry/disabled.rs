@@ -1,0 +1,55 @@
+//! Telemetry compiled out: uninhabited types, so no value of them exists and
+//! every branch that would use one is dead code the compiler removes.
+use super::config::{TelemetryError, TracingConfig};
+use super::Outcome;
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// Never constructed without the `otel` feature.
+#[derive(Clone, Debug)]
+pub enum Telemetry {}
+/// Never constructed without the `otel` feature.
+pub enum ClientSpan {}
+/// Never constructed without the `otel` feature.
+pub enum ServerSpan {}
+
+impl Telemetry {
+    /// Always an error: tracing was compiled out.
+    pub fn init(_cfg: &TracingConfig) -> Result<Telemetry, TelemetryError> {
+        Err(TelemetryError::Build(
+            "sealrpc was built without the `otel` feature".into(),
+        ))
+    }
+    /// Nothing to flush.
+    pub async fn shutdown(&self) {
+        match *self {}
+    }
+    /// Never called: no value exists.
+    pub async fn in_root<F: Future>(&self, _n: &str, _r: Option<&crate::context::RemoteContext>, _f: F) -> F::Output {
+        match *self {}
+    }
+    pub(crate) fn client_span(&self, _method: &str, _peer: Option<SocketAddr>) -> ClientSpan {
+        match *self {}
+    }
+    pub(crate) fn server_span(&self, _m: &str, _c: &[(&str, &str)], _p: SocketAddr) -> ServerSpan {
+        match *self {}
+    }
+}
+
+impl ClientSpan {
+    pub(crate) fn inject(&self, _out: &mut Vec<(String, String)>) {
+        match *self {}
+    }
+    pub(crate) fn end(self, _outcome: Outcome<'_>) {
+        match self {}
+    }
+}
+
+impl ServerSpan {
+    pub(crate) async fn run<F: Future>(&self, _fut: F) -> F::Output {
+        match *self {}
+    }
+    pub(crate) fn end(self, _outcome: Outcome<'_>) {
+        match self {}
+    }
+}

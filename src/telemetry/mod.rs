@@ -1,0 +1,36 @@
+//! Opt-in OpenTelemetry. Off by default: then no provider exists, no
+//! exporter thread runs, and the channel injects nothing into loads.
+//! With the cargo feature `otel` disabled, [`Telemetry`] is an uninhabited
+//! type and every tracing branch in the channel compiles away.
+//!
+//! Only this module names `opentelemetry*`. The channel asks it for a
+//! [`ClientSpan`] (whose context it injects into the load) and a
+//! [`ServerSpan`] (built from the context it extracted from a load that
+//! authenticated).
+pub mod config;
+#[cfg(feature = "otel")]
+pub mod console_exporter;
+#[cfg(feature = "otel")]
+mod exporter;
+#[cfg(feature = "otel")]
+pub mod file_exporter;
+#[cfg(feature = "otel")]
+pub mod memory;
+#[cfg(feature = "otel")]
+mod span;
+#[cfg(not(feature = "otel"))]
+mod disabled;
+
+#[cfg(not(feature = "otel"))]
+pub use disabled::{ClientSpan, ServerSpan, Telemetry};
+#[cfg(feature = "otel")]
+pub use span::{ClientSpan, ServerSpan, Telemetry};
+
+/// Whether OpenTelemetry support was compiled in.
+pub const COMPILED_IN: bool = cfg!(feature = "otel");
+
+/// The outcome a handler reports, as recorded on its server span.
+pub(crate) enum Outcome<'a> {
+    Ok,
+    Failed { kind: &'static str, message: &'a str },
+}

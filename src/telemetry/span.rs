@@ -1,0 +1,225 @@
+//! The live telemetry handle and the client/server spans of a call, named
+//! and attributed per OpenTelemetry's RPC semantic conventions.
+use super::config::{TelemetryError, TracingConfig};
+use super::Outcome;
+use crate::context::{self, Extracted, RemoteContext, TraceParent};
+use opentelemetry::trace::{
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer,
+    TracerProvider,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue, SpanId, TraceId};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A running tracer provider. Cheap to clone. Dropping the last clone does
+/// not flush: call [`shutdown`](Self::shutdown) on every clean end.
+#[derive(Clone, Debug)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+}
+
+impl Telemetry {
+    /// Builds the provider and exporter `cfg` describes. The OTLP/gRPC
+    /// exporter must be built inside a tokio runtime.
+    pub fn init(cfg: &TracingConfig) -> Result<Telemetry, TelemetryError> {
+        Ok(Telemetry::from_provider(super::exporter::build_provider(cfg)?))
+    }
+
+    /// Wraps a provider built elsewhere (tests use an in-memory exporter).
+    pub fn from_provider(provider: SdkTracerProvider) -> Telemetry {
+        let scope = InstrumentationScope::builder("sealrpc")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let tracer = provider.tracer_with_scope(scope);
+        Telemetry { provider, tracer }
+    }
+
+    /// Makes this provider the global one, so handler code using
+    /// `opentelemetry::global::tracer` exports through it too.
+    pub fn install_global(&self) {
+        opentelemetry::global::set_tracer_provider(self.provider.clone());
+    }
+
+    /// The tracer sealrpc's own spans come from.
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+
+    /// The provider (for `force_flush` and friends).
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// Flushes and shuts the exporter down, off the async workers (the SDK
+    /// blocks). Bounded by a timeout; failures are logged, never fatal.
+    pub async fn shutdown(&self) {
+        let provider = self.provider.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = provider.force_flush() {
+                tracing::warn!("trace flush failed: {e}");
+            }
+            if let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5)) {
+                tracing::debug!("trace exporter shutdown: {e}");
+            }
+        });
+        if tokio::time::timeout(Duration::from_secs(10), done).await.is_err() {
+            tracing::warn!("trace exporter did not shut down within 10 s");
+        }
+    }
+
+    /// A root span for a command-line invocation: a child of `remote` (from
+    /// the `TRACEPARENT` environment variable) when given, else a new trace.
+    /// Attach the returned context while the command runs.
+    pub fn root_context(&self, name: &str, remote: Option<&RemoteContext>) -> Context {
+        let parent = remote.map_or_else(Context::new, remote_parent);
+        let span = self
+            .tracer
+            .span_builder(name.to_owned())
+            .with_kind(SpanKind::Internal)
+            .start_with_context(&self.tracer, &parent);
+        parent.with_span(span)
+    }
+
+    /// Runs `fut` inside a new root span `name` (a child of `remote` when
+    /// given) and ends the span when `fut` completes.
+    pub async fn in_root<F: Future>(&self, name: &str, remote: Option<&RemoteContext>, fut: F) -> F::Output {
+        let cx = self.root_context(name, remote);
+        let out = opentelemetry::trace::FutureExt::with_context(fut, cx.clone()).await;
+        cx.span().end();
+        out
+    }
+
+    pub(crate) fn client_span(&self, method: &str, peer: Option<SocketAddr>) -> ClientSpan {
+        let mut attrs = vec![
+            KeyValue::new("rpc.system", "sealrpc"),
+            KeyValue::new("rpc.method", method.to_owned()),
+        ];
+        if let Some(p) = peer {
+            attrs.push(KeyValue::new("server.address", p.ip().to_string()));
+            attrs.push(KeyValue::new("server.port", i64::from(p.port())));
+        }
+        let parent = Context::current();
+        let span = self
+            .tracer
+            .span_builder(method.to_owned())
+            .with_kind(SpanKind::Client)
+            .with_attributes(attrs)
+            .start_with_context(&self.tracer, &parent);
+        ClientSpan {
+            cx: parent.with_span(span),
+        }
+    }
+
+    /// A SERVER span for an authenticated request. A valid remote context
+    /// becomes its parent; an invalid or duplicated one starts a new trace.
+    pub(crate) fn server_span(
+        &self,
+        method: &str,
+        carrier: &[(&str, &str)],
+        peer: SocketAddr,
+    ) -> ServerSpan {
+        let parent = match context::extract(carrier) {
+            Extracted::Valid(remote) => remote_parent(&remote),
+            Extracted::None => Context::new(),
+            Extracted::Invalid(e) => {
+                tracing::debug!("ignoring trace context from {peer}: {e}");
+                Context::new()
+            }
+        };
+        let span = self
+            .tracer
+            .span_builder(method.to_owned())
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("rpc.system", "sealrpc"),
+                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("client.address", peer.ip().to_string()),
+                KeyValue::new("client.port", i64::from(peer.port())),
+            ])
+            .start_with_context(&self.tracer, &parent);
+        ServerSpan {
+            cx: parent.with_span(span),
+        }
+    }
+}
+
+fn remote_parent(remote: &RemoteContext) -> Context {
+    let state = TraceState::from_key_value(remote.state.iter()).unwrap_or_default();
+    let sc = SpanContext::new(
+        TraceId::from_bytes(remote.parent.trace_id.0),
+        SpanId::from_bytes(remote.parent.parent_id.0),
+        TraceFlags::new(remote.parent.flags),
+        true,
+        state,
+    );
+    Context::new().with_remote_span_context(sc)
+}
+
+fn record(span: &opentelemetry::trace::SpanRef<'_>, outcome: Outcome<'_>) {
+    if let Outcome::Failed { kind, message } = outcome {
+        span.set_attribute(KeyValue::new("error.type", kind));
+        span.add_event(
+            "exception",
+            vec![
+                KeyValue::new("exception.type", kind),
+                KeyValue::new("exception.message", message.to_owned()),
+            ],
+        );
+        span.set_status(Status::error(message.to_owned()));
+    }
+    span.end();
+}
+
+/// The CLIENT span of one call.
+pub struct ClientSpan {
+    cx: Context,
+}
+
+impl ClientSpan {
+    /// Writes `traceparent` (and `tracestate` when non-empty) into the load's
+    /// carrier — only if the span is recording.
+    pub(crate) fn inject(&self, out: &mut Vec<(String, String)>) {
+        let span = self.cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        let sc = span.span_context();
+        let parent = TraceParent {
+            trace_id: context::TraceId(sc.trace_id().to_bytes()),
+            parent_id: context::SpanId(sc.span_id().to_bytes()),
+            flags: sc.trace_flags().to_u8(),
+        };
+        out.push((context::TRACEPARENT.to_owned(), parent.to_header()));
+        let state = sc.trace_state().header();
+        if !state.is_empty() {
+            out.push((context::TRACESTATE.to_owned(), state));
+        }
+    }
+
+    /// Ends the span, recording a failure when there was one.
+    pub(crate) fn end(self, outcome: Outcome<'_>) {
+        record(&self.cx.span(), outcome);
+    }
+}
+
+/// The SERVER span of one handled request.
+pub struct ServerSpan {
+    cx: Context,
+}
+
+impl ServerSpan {
+    /// Runs `fut` with this span's context current on every poll, so spans
+    /// the handler opens (OpenTelemetry API or `tracing` via
+    /// tracing-opentelemetry) nest under it.
+    pub(crate) async fn run<F: Future>(&self, fut: F) -> F::Output {
+        opentelemetry::trace::FutureExt::with_context(fut, self.cx.clone()).await
+    }
+
+    /// Ends the span with the handler's outcome.
+    pub(crate) fn end(self, outcome: Outcome<'_>) {
+        record(&self.cx.span(), outcome);
+    }
+}

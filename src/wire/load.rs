@@ -1,0 +1,167 @@
+//! Loads: the MessagePack (rmp-serde, array form) plaintext inside an
+//! envelope. Decoding borrows strings and bodies from the decrypted buffer:
+//! no body is copied.
+//!
+//! Request: `[id u64, method str, body bin, deadline_ms u32 (0 = none)]`, and
+//! only when a recording span exists, a fifth element `trace`: an array of
+//! `[name str, value str]` pairs (`traceparent`, `tracestate`).
+//! Reply: `[id u64, status u8, body bin]`.
+use crate::error::WireError;
+use bytes::{BufMut, BytesMut};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Most trace-carrier pairs a load may carry.
+pub const MAX_TRACE_PAIRS: usize = 16;
+
+/// Trace carrier pairs, borrowed from the decrypted load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Carrier<'a>(pub Vec<(&'a str, &'a str)>);
+
+impl Carrier<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Carrier<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Carrier<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "at most {MAX_TRACE_PAIRS} [name, value] pairs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::new();
+                while let Some(pair) = seq.next_element::<(&'de str, &'de str)>()? {
+                    if v.len() == MAX_TRACE_PAIRS {
+                        return Err(serde::de::Error::custom("too many trace pairs"));
+                    }
+                    v.push(pair);
+                }
+                Ok(Carrier(v))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLoad<'a> {
+    pub id: u64,
+    #[serde(borrow)]
+    pub method: &'a str,
+    #[serde(borrow, with = "serde_bytes")]
+    pub body: &'a [u8],
+    /// Time the caller will wait, in ms, relative (no clock-skew issue); 0 = none.
+    pub deadline_ms: u32,
+    #[serde(borrow, default, skip_serializing_if = "Carrier::is_empty")]
+    pub trace: Carrier<'a>,
+}
+
+/// How a call ended, as told by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReplyStatus {
+    Ok = 0,
+    /// The handler failed; the body is a UTF-8 message.
+    Error = 1,
+    NoSuchMethod = 2,
+    DeadlineExceeded = 3,
+}
+
+impl ReplyStatus {
+    /// Parses a status byte.
+    pub fn from_u8(b: u8) -> Result<ReplyStatus, WireError> {
+        Ok(match b {
+            0 => ReplyStatus::Ok,
+            1 => ReplyStatus::Error,
+            2 => ReplyStatus::NoSuchMethod,
+            3 => ReplyStatus::DeadlineExceeded,
+            other => return Err(WireError::BadLoad(format!("unknown reply status {other}"))),
+        })
+    }
+}
+
+/// The answer to a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyLoad<'a> {
+    pub id: u64,
+    pub status: u8,
+    #[serde(borrow, with = "serde_bytes")]
+    pub body: &'a [u8],
+}
+
+/// Appends the MessagePack encoding of `load` to `out`.
+pub fn encode<T: Serialize>(load: &T, out: &mut BytesMut) -> Result<(), WireError> {
+    rmp_serde::encode::write(&mut out.writer(), load).map_err(WireError::bad_load)
+}
+
+/// Decodes a load from `buf`, borrowing from it. Trailing bytes are an error.
+pub fn decode<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, WireError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(buf);
+    de.set_max_depth(16);
+    let v = T::deserialize(&mut de).map_err(WireError::bad_load)?;
+    // rmp-serde exposes no "remaining" on a borrowing reader: reading one
+    // more value must hit end-of-input, or there were trailing bytes.
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(v)
+        }
+        _ => Err(WireError::BadLoad("trailing bytes after the load".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_without_trace_has_four_elements_and_round_trips() {
+        let load = RequestLoad { id: 7, method: "m", body: b"xy", deadline_ms: 5, trace: Carrier::default() };
+        let mut out = BytesMut::new();
+        encode(&load, &mut out).expect("encode");
+        assert_eq!(out[0], 0x94, "fixarray of 4");
+        assert_eq!(decode::<RequestLoad>(&out).expect("decode"), load);
+    }
+
+    #[test]
+    fn request_with_trace_round_trips() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let load = RequestLoad {
+            id: u64::MAX,
+            method: "test.echo",
+            body: &[0xc0],
+            deadline_ms: 0,
+            trace: Carrier(vec![("traceparent", tp)]),
+        };
+        let mut out = BytesMut::new();
+        encode(&load, &mut out).expect("encode");
+        assert_eq!(out[0], 0x95);
+        assert_eq!(decode::<RequestLoad>(&out).expect("decode"), load);
+    }
+
+    #[test]
+    fn trailing_bytes_and_garbage_are_typed_errors() {
+        let mut out = BytesMut::new();
+        encode(&ReplyLoad { id: 1, status: 0, body: b"" }, &mut out).expect("encode");
+        out.extend_from_slice(b"x");
+        assert!(matches!(decode::<ReplyLoad>(&out), Err(WireError::BadLoad(_))));
+        for junk in [&b""[..], b"\xff", b"\x93\x01", b"\xdd\xff\xff\xff\xff"] {
+            assert!(matches!(decode::<RequestLoad>(junk), Err(WireError::BadLoad(_))));
+        }
+    }
+
+    #[test]
+    fn too_many_trace_pairs_refused() {
+        let pairs: Vec<(&str, &str)> = (0..MAX_TRACE_PAIRS + 1).map(|_| ("a", "b")).collect();
+        let load = RequestLoad { id: 1, method: "m", body: b"", deadline_ms: 0, trace: Carrier(pairs) };
+        let mut out = BytesMut::new();
+        encode(&load, &mut out).expect("encode");
+        assert!(matches!(decode::<RequestLoad>(&out), Err(WireError::BadLoad(_))));
+    }
+}
