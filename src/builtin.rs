@@ -52,7 +52,10 @@ pub fn register(router: Router) -> Router {
 pub fn args_body<S: AsRef<str>>(args: &[S]) -> Result<Bytes, crate::Error> {
     let values: Vec<Value> = args
         .iter()
-        .map(|a| serde_json::from_str(a.as_ref()).unwrap_or_else(|_| Value::String(a.as_ref().to_owned())))
+        .map(|a| {
+            serde_json::from_str(a.as_ref())
+                .unwrap_or_else(|_| Value::String(a.as_ref().to_owned()))
+        })
         .collect();
     rmp_serde::to_vec(&values)
         .map(Bytes::from)

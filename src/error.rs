@@ -18,7 +18,10 @@ pub enum WireError {
     #[error("unknown envelope kind {0}")]
     UnknownKind(u8),
     #[error("unexpected envelope kind: expected {expected}, got {got}")]
-    WrongKind { expected: &'static str, got: &'static str },
+    WrongKind {
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("unknown key id {0:08x}")]
     UnknownKey(u32),
     #[error("authentication failed: wrong key or tampered envelope")]
@@ -56,7 +59,10 @@ impl WireError {
 #[non_exhaustive]
 pub enum KeyError {
     #[error("key file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("key file {path}: expected 64 hexadecimal characters (a 256-bit key)")]
     Format { path: String },
     #[error("key file {path} already exists; refusing to overwrite it")]
@@ -81,7 +87,7 @@ pub enum Error {
     Remote(String),
     #[error("no such method on the server: {0}")]
     NoSuchMethod(String),
-    #[error("the server gave up on the call: its deadline passed")]
+    #[error("call timed out: the server stopped it at its deadline")]
     DeadlineExceeded,
     #[error("connection closed")]
     ConnectionClosed,

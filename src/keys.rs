@@ -51,12 +51,12 @@ impl Key {
     /// Reads a key file: 64 hex characters, surrounding whitespace allowed.
     pub fn load(path: &Path) -> Result<Key, KeyError> {
         let shown = path.display().to_string();
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        let raw = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::Io {
             path: shown.clone(),
             source,
         })?);
         let mut bytes = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
+        hex::decode_to_slice(raw.trim_ascii(), bytes.as_mut_slice())
             .map_err(|_| KeyError::Format { path: shown })?;
         Ok(Key::from_bytes(*bytes))
     }
@@ -86,7 +86,10 @@ impl Key {
         text.push('\n');
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
-            .map_err(|source| KeyError::Io { path: shown, source })
+            .map_err(|source| KeyError::Io {
+                path: shown,
+                source,
+            })
     }
 }
 

@@ -25,14 +25,20 @@ impl Tap {
         let (up, down) = (to_server.clone(), to_client.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else { continue };
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
                 tokio::spawn(pump(cr, sw, up.clone()));
                 tokio::spawn(pump(sr, cw, down.clone()));
             }
         });
-        Ok(Tap { addr, to_server, to_client })
+        Ok(Tap {
+            addr,
+            to_server,
+            to_client,
+        })
     }
 
     /// Where clients should connect.
@@ -42,22 +48,34 @@ impl Tap {
 
     /// Every byte sent towards the server so far.
     pub fn to_server(&self) -> Vec<u8> {
-        self.to_server.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.to_server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every byte sent towards the client so far.
     pub fn to_client(&self) -> Vec<u8> {
-        self.to_client.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.to_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, log: Log) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    log: Log,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
         if n == 0 {
             break;
         }
-        log.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..n]);
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(&buf[..n]);
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
@@ -71,7 +89,9 @@ pub fn split_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     while bytes.len() >= 4 {
         let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        let Some(frame) = bytes.get(4..4 + len) else { break };
+        let Some(frame) = bytes.get(4..4 + len) else {
+            break;
+        };
         frames.push(frame.to_vec());
         bytes = &bytes[4 + len..];
     }

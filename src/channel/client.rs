@@ -66,7 +66,13 @@ impl Client {
         let outbox = Outbox::new(Sealer::new(cfg.key.clone(), random_salt()), cfg.max_frame);
         tokio::spawn(outbox.clone().run_writer(writer));
         let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), 64));
-        let opener = Opener::new(cfg.keyring.clone(), registry, Kind::Reply, cfg.ttl_ms(), cfg.max_frame);
+        let opener = Opener::new(
+            cfg.keyring.clone(),
+            registry,
+            Kind::Reply,
+            cfg.ttl_ms(),
+            cfg.max_frame,
+        );
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
         });
@@ -90,7 +96,8 @@ impl Client {
 
     /// Calls `method` with `body`, waiting at most the configured timeout.
     pub async fn call(&self, method: &str, body: Bytes) -> Result<Bytes, Error> {
-        self.call_with_timeout(method, body, self.inner.cfg.timeout).await
+        self.call_with_timeout(method, body, self.inner.cfg.timeout)
+            .await
     }
 
     /// Calls `method` with a MessagePack-encoded `arg`, decoding the result.
@@ -106,21 +113,44 @@ impl Client {
 
     /// Calls `method`; the server is told the deadline and the call fails
     /// with [`Error::Timeout`] if no reply comes within `timeout`.
-    pub async fn call_with_timeout(&self, method: &str, body: Bytes, timeout: Duration) -> Result<Bytes, Error> {
-        let span = self.inner.cfg.telemetry.as_ref().map(|t| t.client_span(method, Some(self.inner.peer)));
+    pub async fn call_with_timeout(
+        &self,
+        method: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        let span = self
+            .inner
+            .cfg
+            .telemetry
+            .as_ref()
+            .map(|t| t.client_span(method, Some(self.inner.peer)));
         let result = self.call_inner(method, &body, timeout, span.as_ref()).await;
         if let Some(span) = span {
             match &result {
                 Ok(_) => span.end(Outcome::Ok),
-                Err(e) => span.end(Outcome::Failed { kind: error_kind(e), message: &e.to_string() }),
+                Err(e) => span.end(Outcome::Failed {
+                    kind: error_kind(e),
+                    message: &e.to_string(),
+                }),
             }
         }
         result
     }
 
-    async fn call_inner(&self, method: &str, body: &[u8], timeout: Duration, span: Option<&ClientSpan>) -> Result<Bytes, Error> {
+    async fn call_inner(
+        &self,
+        method: &str,
+        body: &[u8],
+        timeout: Duration,
+        span: Option<&ClientSpan>,
+    ) -> Result<Bytes, Error> {
         let inner = &*self.inner;
-        let _permit = inner.permits.acquire().await.map_err(|_| Error::ConnectionClosed)?;
+        let _permit = inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::ConnectionClosed)?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -130,7 +160,10 @@ impl Client {
             }
             p.waiting.insert(id, tx);
         }
-        let _guard = PendingGuard { shared: &inner.shared, id };
+        let _guard = PendingGuard {
+            shared: &inner.shared,
+            id,
+        };
         let mut trace = Vec::new();
         if let Some(span) = span {
             span.inject(&mut trace);
@@ -140,11 +173,23 @@ impl Client {
             method,
             body,
             deadline_ms: timeout.as_millis().min(u128::from(u32::MAX)) as u32,
-            trace: Carrier(trace.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+            trace: Carrier(
+                trace
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            ),
         };
-        inner.outbox.seal(Kind::Request, unix_ms(), |b| load::encode(&load, b))?;
+        inner
+            .outbox
+            .seal(Kind::Request, unix_ms(), |b| load::encode(&load, b))?;
         let (status, body) = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => return Err(Error::Timeout { method: method.to_owned(), after: timeout }),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    method: method.to_owned(),
+                    after: timeout,
+                })
+            }
             Ok(Err(_)) => return Err(Error::ConnectionClosed),
             Ok(Ok(reply)) => reply?,
         };
@@ -189,7 +234,12 @@ pub(crate) fn error_kind(e: &Error) -> &'static str {
     }
 }
 
-async fn read_loop(mut reader: FrameReader, mut opener: Opener, shared: Arc<Shared>, outbox: Arc<Outbox>) {
+async fn read_loop(
+    mut reader: FrameReader,
+    mut opener: Opener,
+    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+) {
     let reason = loop {
         let mut frame = match reader.recv().await {
             Ok(Some(f)) => f,
@@ -205,7 +255,9 @@ async fn read_loop(mut reader: FrameReader, mut opener: Opener, shared: Arc<Shar
         };
         let frame = frame.freeze();
         let plain = frame.slice(opened.load);
-        let reply = match load::decode::<ReplyLoad>(&plain).and_then(|r| Ok((r.id, ReplyStatus::from_u8(r.status)?, r.body))) {
+        let reply = match load::decode::<ReplyLoad>(&plain)
+            .and_then(|r| Ok((r.id, ReplyStatus::from_u8(r.status)?, r.body)))
+        {
             Ok((id, status, body)) => (id, status, plain.slice_ref(body)),
             Err(e) => break Some(e),
         };
@@ -215,7 +267,14 @@ async fn read_loop(mut reader: FrameReader, mut opener: Opener, shared: Arc<Shar
         }
     };
     if let Some(e) = &reason {
-        tracing::warn!("closing connection to {}: {e}", reader.peer_addr().map(|a| a.to_string()).unwrap_or_default());
+        // Every pending and later call returns this error; log it only at debug.
+        tracing::debug!(
+            "closing connection to {}: {e}",
+            reader
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        );
     }
     outbox.close();
     opener.close(unix_ms());

@@ -23,7 +23,8 @@ pub struct Request {
 impl Request {
     /// Decodes the body as MessagePack into `T`.
     pub fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, HandlerError> {
-        rmp_serde::from_slice(&self.body).map_err(|e| HandlerError::new(format!("bad argument: {e}")))
+        rmp_serde::from_slice(&self.body)
+            .map_err(|e| HandlerError::new(format!("bad argument: {e}")))
     }
 }
 
@@ -37,7 +38,9 @@ pub struct HandlerError {
 impl HandlerError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> HandlerError {
-        HandlerError { message: message.into() }
+        HandlerError {
+            message: message.into(),
+        }
     }
 }
 

@@ -42,7 +42,11 @@ impl Server {
         let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), REGISTRY_CAPACITY));
         Ok(Server {
             listener,
-            shared: Arc::new(Shared { router, cfg, registry }),
+            shared: Arc::new(Shared {
+                router,
+                cfg,
+                registry,
+            }),
             grace: Duration::from_secs(5),
         })
     }
@@ -55,7 +59,9 @@ impl Server {
 
     /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.listener.local_addr().map_err(|e| Error::Transport(FrameError::Io(e)))
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::Transport(FrameError::Io(e)))
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets
@@ -84,18 +90,34 @@ impl Server {
             while conns.join_next().await.is_some() {}
         });
         if drained.await.is_err() {
-            tracing::warn!("{} connections still busy after {:?}; aborting them", conns.len(), self.grace);
+            tracing::warn!(
+                "{} connections still busy after {:?}; aborting them",
+                conns.len(),
+                self.grace
+            );
             conns.shutdown().await;
         }
         Ok(())
     }
 }
 
-async fn connection(mut reader: FrameReader, writer: FrameWriter, peer: SocketAddr, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    mut reader: FrameReader,
+    writer: FrameWriter,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let cfg = &shared.cfg;
     let outbox = Outbox::new(Sealer::new(cfg.key.clone(), random_salt()), cfg.max_frame);
     let writer_task = tokio::spawn(outbox.clone().run_writer(writer));
-    let mut opener = Opener::new(cfg.keyring.clone(), shared.registry.clone(), Kind::Request, cfg.ttl_ms(), cfg.max_frame);
+    let mut opener = Opener::new(
+        cfg.keyring.clone(),
+        shared.registry.clone(),
+        Kind::Request,
+        cfg.ttl_ms(),
+        cfg.max_frame,
+    );
     let mut handlers = JoinSet::new();
     loop {
         tokio::select! {
@@ -131,23 +153,43 @@ async fn connection(mut reader: FrameReader, writer: FrameWriter, peer: SocketAd
 }
 
 /// Opens one frame and starts its handler. An `Err` closes the connection.
-fn dispatch(mut frame: BytesMut, opener: &mut Opener, peer: SocketAddr, shared: &Arc<Shared>, outbox: &Arc<Outbox>, handlers: &mut JoinSet<()>) -> Result<(), WireError> {
+fn dispatch(
+    mut frame: BytesMut,
+    opener: &mut Opener,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    outbox: &Arc<Outbox>,
+    handlers: &mut JoinSet<()>,
+) -> Result<(), WireError> {
     let opened = opener.open(&mut frame, unix_ms())?;
     let plain = frame.freeze().slice(opened.load);
     let req: RequestLoad = load::decode(&plain)?;
     // The context is extracted only here, after the envelope authenticated.
-    let span = shared.cfg.telemetry.as_ref().map(|t| t.server_span(req.method, &req.trace.0, peer));
+    let span = shared
+        .cfg
+        .telemetry
+        .as_ref()
+        .map(|t| t.server_span(req.method, &req.trace.0, peer));
     let id = req.id;
     let Some(handler) = shared.router.get(req.method).cloned() else {
         let msg = format!("no such method: {}", truncated(req.method));
         if let Some(span) = span {
-            span.end(Outcome::Failed { kind: "no_such_method", message: &msg });
+            span.end(Outcome::Failed {
+                kind: "no_such_method",
+                message: &msg,
+            });
         }
         reply(outbox, id, ReplyStatus::NoSuchMethod, msg.as_bytes());
         return Ok(());
     };
-    let deadline = (req.deadline_ms > 0).then(|| Instant::now() + Duration::from_millis(u64::from(req.deadline_ms)));
-    let request = Request { method: req.method.to_owned(), body: plain.slice_ref(req.body), deadline, peer };
+    let deadline = (req.deadline_ms > 0)
+        .then(|| Instant::now() + Duration::from_millis(u64::from(req.deadline_ms)));
+    let request = Request {
+        method: req.method.to_owned(),
+        body: plain.slice_ref(req.body),
+        deadline,
+        peer,
+    };
     let outbox = outbox.clone();
     handlers.spawn(async move {
         let fut = run_handler(handler(request), deadline);
@@ -159,15 +201,32 @@ fn dispatch(mut frame: BytesMut, opener: &mut Opener, peer: SocketAddr, shared: 
             Ok(body) => (ReplyStatus::Ok, &body[..], None),
             Err((status, e)) => (*status, e.message.as_bytes(), Some(status_kind(*status))),
         };
-        if let Err(e) = outbox.seal(Kind::Reply, unix_ms(), |b| load::encode(&ReplyLoad { id, status: status as u8, body }, b)) {
+        if let Err(e) = outbox.seal(Kind::Reply, unix_ms(), |b| {
+            load::encode(
+                &ReplyLoad {
+                    id,
+                    status: status as u8,
+                    body,
+                },
+                b,
+            )
+        }) {
             tracing::warn!("reply to {peer} not sent: {e}");
             if matches!(e, Error::Wire(WireError::TooLarge { .. })) {
-                reply(&outbox, id, ReplyStatus::Error, b"reply too large for the frame limit");
+                reply(
+                    &outbox,
+                    id,
+                    ReplyStatus::Error,
+                    b"reply too large for the frame limit",
+                );
             }
         }
         if let Some(span) = span {
             span.end(match (&result, outcome_kind) {
-                (Err((_, e)), Some(kind)) => Outcome::Failed { kind, message: &e.message },
+                (Err((_, e)), Some(kind)) => Outcome::Failed {
+                    kind,
+                    message: &e.message,
+                },
                 _ => Outcome::Ok,
             });
         }
@@ -175,11 +234,19 @@ fn dispatch(mut frame: BytesMut, opener: &mut Opener, peer: SocketAddr, shared: 
     Ok(())
 }
 
-async fn run_handler(fut: impl Future<Output = Result<Bytes, HandlerError>>, deadline: Option<Instant>) -> Result<Bytes, (ReplyStatus, HandlerError)> {
+async fn run_handler(
+    fut: impl Future<Output = Result<Bytes, HandlerError>>,
+    deadline: Option<Instant>,
+) -> Result<Bytes, (ReplyStatus, HandlerError)> {
     let result = match deadline {
         Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
             Ok(r) => r,
-            Err(_) => return Err((ReplyStatus::DeadlineExceeded, HandlerError::new("deadline exceeded"))),
+            Err(_) => {
+                return Err((
+                    ReplyStatus::DeadlineExceeded,
+                    HandlerError::new("deadline exceeded"),
+                ))
+            }
         },
         None => fut.await,
     };
@@ -187,7 +254,16 @@ async fn run_handler(fut: impl Future<Output = Result<Bytes, HandlerError>>, dea
 }
 
 fn reply(outbox: &Outbox, id: u64, status: ReplyStatus, body: &[u8]) {
-    let sealed = outbox.seal(Kind::Reply, unix_ms(), |b| load::encode(&ReplyLoad { id, status: status as u8, body }, b));
+    let sealed = outbox.seal(Kind::Reply, unix_ms(), |b| {
+        load::encode(
+            &ReplyLoad {
+                id,
+                status: status as u8,
+                body,
+            },
+            b,
+        )
+    });
     if let Err(e) = sealed {
         tracing::debug!("reply not sent: {e}");
     }

@@ -20,12 +20,21 @@ impl Telemetry {
             "sealrpc was built without the `otel` feature".into(),
         ))
     }
+    /// Never called: no value exists.
+    pub fn install_global(&self) {
+        match *self {}
+    }
     /// Nothing to flush.
     pub async fn shutdown(&self) {
         match *self {}
     }
     /// Never called: no value exists.
-    pub async fn in_root<F: Future>(&self, _n: &str, _r: Option<&crate::context::RemoteContext>, _f: F) -> F::Output {
+    pub async fn in_root<F: Future>(
+        &self,
+        _n: &str,
+        _r: Option<&crate::context::RemoteContext>,
+        _f: F,
+    ) -> F::Output {
         match *self {}
     }
     pub(crate) fn client_span(&self, _method: &str, _peer: Option<SocketAddr>) -> ClientSpan {

@@ -144,7 +144,7 @@ mod tests {
         TracingConfig {
             exporter,
             endpoint: endpoint.into(),
-            headers: BTreeMap::from([("x-api-key".into(), "100%".into())]),
+            headers: BTreeMap::from([("X-Api-Key".into(), "100%".into())]),
             insecure: false,
             timeout: Duration::from_millis(200),
             file: None,

@@ -22,7 +22,10 @@ impl MemoryCollector {
 
 impl SpanExporter for MemoryCollector {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.spans.lock().unwrap_or_else(|p| p.into_inner()).extend(batch);
+        self.spans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batch);
         Ok(())
     }
 }
@@ -41,7 +44,10 @@ fn kind(k: &SpanKind) -> &'static str {
 pub fn render_trees(spans: &[SpanData]) -> String {
     let mut by_trace: BTreeMap<String, Vec<&SpanData>> = BTreeMap::new();
     for s in spans {
-        by_trace.entry(s.span_context.trace_id().to_string()).or_default().push(s);
+        by_trace
+            .entry(s.span_context.trace_id().to_string())
+            .or_default()
+            .push(s);
     }
     let mut out = String::new();
     for (trace, mut list) in by_trace {
@@ -75,7 +81,10 @@ fn draw(out: &mut String, span: &SpanData, all: &[&SpanData], depth: usize) {
         span.span_context.span_id(),
         status
     );
-    for child in all.iter().filter(|c| c.parent_span_id == span.span_context.span_id()) {
+    for child in all
+        .iter()
+        .filter(|c| c.parent_span_id == span.span_context.span_id())
+    {
         draw(out, child, all, depth + 1);
     }
 }

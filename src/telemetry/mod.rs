@@ -10,6 +10,8 @@
 pub mod config;
 #[cfg(feature = "otel")]
 pub mod console_exporter;
+#[cfg(not(feature = "otel"))]
+mod disabled;
 #[cfg(feature = "otel")]
 mod exporter;
 #[cfg(feature = "otel")]
@@ -18,8 +20,6 @@ pub mod file_exporter;
 pub mod memory;
 #[cfg(feature = "otel")]
 mod span;
-#[cfg(not(feature = "otel"))]
-mod disabled;
 
 #[cfg(not(feature = "otel"))]
 pub use disabled::{ClientSpan, ServerSpan, Telemetry};
@@ -30,7 +30,11 @@ pub use span::{ClientSpan, ServerSpan, Telemetry};
 pub const COMPILED_IN: bool = cfg!(feature = "otel");
 
 /// The outcome a handler reports, as recorded on its server span.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 pub(crate) enum Outcome<'a> {
     Ok,
-    Failed { kind: &'static str, message: &'a str },
+    Failed {
+        kind: &'static str,
+        message: &'a str,
+    },
 }

@@ -4,8 +4,7 @@ use super::config::{TelemetryError, TracingConfig};
 use super::Outcome;
 use crate::context::{self, Extracted, RemoteContext, TraceParent};
 use opentelemetry::trace::{
-    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer,
-    TracerProvider,
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer, TracerProvider,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue, SpanId, TraceId};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -25,7 +24,9 @@ impl Telemetry {
     /// Builds the provider and exporter `cfg` describes. The OTLP/gRPC
     /// exporter must be built inside a tokio runtime.
     pub fn init(cfg: &TracingConfig) -> Result<Telemetry, TelemetryError> {
-        Ok(Telemetry::from_provider(super::exporter::build_provider(cfg)?))
+        Ok(Telemetry::from_provider(super::exporter::build_provider(
+            cfg,
+        )?))
     }
 
     /// Wraps a provider built elsewhere (tests use an in-memory exporter).
@@ -65,7 +66,10 @@ impl Telemetry {
                 tracing::debug!("trace exporter shutdown: {e}");
             }
         });
-        if tokio::time::timeout(Duration::from_secs(10), done).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .is_err()
+        {
             tracing::warn!("trace exporter did not shut down within 10 s");
         }
     }
@@ -85,7 +89,12 @@ impl Telemetry {
 
     /// Runs `fut` inside a new root span `name` (a child of `remote` when
     /// given) and ends the span when `fut` completes.
-    pub async fn in_root<F: Future>(&self, name: &str, remote: Option<&RemoteContext>, fut: F) -> F::Output {
+    pub async fn in_root<F: Future>(
+        &self,
+        name: &str,
+        remote: Option<&RemoteContext>,
+        fut: F,
+    ) -> F::Output {
         let cx = self.root_context(name, remote);
         let out = opentelemetry::trace::FutureExt::with_context(fut, cx.clone()).await;
         cx.span().end();
@@ -146,8 +155,26 @@ impl Telemetry {
     }
 }
 
+/// Converts our (current-W3C) tracestate into OpenTelemetry's. opentelemetry
+/// 0.33 validates keys with the older grammar (`tenant@system`), so members
+/// the current grammar allows but it rejects (`foo@@bar`) are dropped one by
+/// one; every other member is kept, in order.
+fn otel_state(state: &context::TraceState) -> TraceState {
+    let members: Vec<(&str, &str)> = state.iter().collect();
+    let mut out = TraceState::default();
+    for (k, v) in members.into_iter().rev() {
+        match out.insert(k.to_owned(), v.to_owned()) {
+            Ok(next) => out = next,
+            Err(_) => {
+                tracing::debug!("tracestate member not representable in opentelemetry; dropped")
+            }
+        }
+    }
+    out
+}
+
 fn remote_parent(remote: &RemoteContext) -> Context {
-    let state = TraceState::from_key_value(remote.state.iter()).unwrap_or_default();
+    let state = otel_state(&remote.state);
     let sc = SpanContext::new(
         TraceId::from_bytes(remote.parent.trace_id.0),
         SpanId::from_bytes(remote.parent.parent_id.0),

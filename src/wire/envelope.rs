@@ -72,7 +72,10 @@ pub struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("key", &self.key).field("seq", &self.seq).finish()
+        f.debug_struct("Sealer")
+            .field("key", &self.key)
+            .field("seq", &self.seq)
+            .finish()
     }
 }
 
@@ -85,7 +88,13 @@ impl Sealer {
     /// As [`new`](Self::new), with explicit key-use limits.
     pub fn with_limits(key: Key, salt: [u8; 16], limits: SealerLimits) -> Sealer {
         let cipher = derive(&key, &salt);
-        Sealer { key, salt, cipher, seq: 0, limits }
+        Sealer {
+            key,
+            salt,
+            cipher,
+            seq: 0,
+            limits,
+        }
     }
 
     /// True once the soft limit is reached: call [`rekey`](Self::rekey).
@@ -175,6 +184,8 @@ pub struct Opener {
     ttl_ms: u64,
     max_len: usize,
     sessions: Vec<PeerSession>,
+    /// The latest `now_ms` this opener was given (used when it is dropped).
+    last_now_ms: u64,
 }
 
 impl Opener {
@@ -194,21 +205,29 @@ impl Opener {
             ttl_ms,
             max_len,
             sessions: Vec::new(),
+            last_now_ms: 0,
         }
     }
 
     /// Opens `frame` in place. On success the plaintext load is
     /// `frame[opened.load]`; on failure the frame's content is unspecified.
     pub fn open(&mut self, frame: &mut [u8], now_ms: u64) -> Result<Opened, WireError> {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         let len = frame.len();
         if let Some(code) = super::header::parse_alert(frame) {
             return Err(WireError::PeerAlert(code));
         }
         if len > self.max_len {
-            return Err(WireError::TooLarge { len, max: self.max_len });
+            return Err(WireError::TooLarge {
+                len,
+                max: self.max_len,
+            });
         }
         if len < HEADER_LEN + TAG_LEN {
-            return Err(WireError::Truncated { len, min: HEADER_LEN + TAG_LEN });
+            return Err(WireError::Truncated {
+                len,
+                min: HEADER_LEN + TAG_LEN,
+            });
         }
         let header = Header::parse(frame)?;
         if header.kind != self.expect {
@@ -239,7 +258,10 @@ impl Opener {
             (None, None) => return Err(WireError::AuthenticationFailed),
         };
         self.sessions[i].window.record(header.seq);
-        Ok(Opened { header, load: HEADER_LEN..len - TAG_LEN })
+        Ok(Opened {
+            header,
+            load: HEADER_LEN..len - TAG_LEN,
+        })
     }
 
     /// Releases this connection's sessions into the registry's retention.
@@ -250,11 +272,17 @@ impl Opener {
     }
 
     fn check_time(&self, sent_ms: u64, now_ms: u64) -> Result<(), WireError> {
-        if sent_ms + self.ttl_ms < now_ms {
-            return Err(WireError::Expired { age_ms: now_ms - sent_ms, ttl_ms: self.ttl_ms });
+        if sent_ms.saturating_add(self.ttl_ms) < now_ms {
+            return Err(WireError::Expired {
+                age_ms: now_ms - sent_ms,
+                ttl_ms: self.ttl_ms,
+            });
         }
         if sent_ms > now_ms.saturating_add(self.ttl_ms) {
-            return Err(WireError::FromFuture { ahead_ms: sent_ms - now_ms, ttl_ms: self.ttl_ms });
+            return Err(WireError::FromFuture {
+                ahead_ms: sent_ms - now_ms,
+                ttl_ms: self.ttl_ms,
+            });
         }
         Ok(())
     }
@@ -271,7 +299,10 @@ impl Opener {
     }
 
     fn new_session(&self, h: &Header) -> Result<PeerSession, WireError> {
-        let key = self.keyring.get(h.key_id).ok_or(WireError::UnknownKey(h.key_id))?;
+        let key = self
+            .keyring
+            .get(h.key_id)
+            .ok_or(WireError::UnknownKey(h.key_id))?;
         Ok(PeerSession {
             key_id: h.key_id,
             salt: h.salt,
@@ -292,9 +323,13 @@ impl Opener {
 }
 
 impl Drop for Opener {
+    /// Releases any sessions still held, as of the latest time this opener
+    /// was given (no clock is read). That is safe: every envelope it
+    /// accepted carried a time at most `last_now + ttl`, so it expires
+    /// before the registry forgets the session at `last_now + 2 * ttl`.
     fn drop(&mut self) {
         if !self.sessions.is_empty() {
-            self.close(unix_ms());
+            self.close(self.last_now_ms);
         }
     }
 }

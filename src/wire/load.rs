@@ -122,7 +122,13 @@ mod tests {
 
     #[test]
     fn request_without_trace_has_four_elements_and_round_trips() {
-        let load = RequestLoad { id: 7, method: "m", body: b"xy", deadline_ms: 5, trace: Carrier::default() };
+        let load = RequestLoad {
+            id: 7,
+            method: "m",
+            body: b"xy",
+            deadline_ms: 5,
+            trace: Carrier::default(),
+        };
         let mut out = BytesMut::new();
         encode(&load, &mut out).expect("encode");
         assert_eq!(out[0], 0x94, "fixarray of 4");
@@ -148,20 +154,43 @@ mod tests {
     #[test]
     fn trailing_bytes_and_garbage_are_typed_errors() {
         let mut out = BytesMut::new();
-        encode(&ReplyLoad { id: 1, status: 0, body: b"" }, &mut out).expect("encode");
+        encode(
+            &ReplyLoad {
+                id: 1,
+                status: 0,
+                body: b"",
+            },
+            &mut out,
+        )
+        .expect("encode");
         out.extend_from_slice(b"x");
-        assert!(matches!(decode::<ReplyLoad>(&out), Err(WireError::BadLoad(_))));
+        assert!(matches!(
+            decode::<ReplyLoad>(&out),
+            Err(WireError::BadLoad(_))
+        ));
         for junk in [&b""[..], b"\xff", b"\x93\x01", b"\xdd\xff\xff\xff\xff"] {
-            assert!(matches!(decode::<RequestLoad>(junk), Err(WireError::BadLoad(_))));
+            assert!(matches!(
+                decode::<RequestLoad>(junk),
+                Err(WireError::BadLoad(_))
+            ));
         }
     }
 
     #[test]
     fn too_many_trace_pairs_refused() {
         let pairs: Vec<(&str, &str)> = (0..MAX_TRACE_PAIRS + 1).map(|_| ("a", "b")).collect();
-        let load = RequestLoad { id: 1, method: "m", body: b"", deadline_ms: 0, trace: Carrier(pairs) };
+        let load = RequestLoad {
+            id: 1,
+            method: "m",
+            body: b"",
+            deadline_ms: 0,
+            trace: Carrier(pairs),
+        };
         let mut out = BytesMut::new();
         encode(&load, &mut out).expect("encode");
-        assert!(matches!(decode::<RequestLoad>(&out), Err(WireError::BadLoad(_))));
+        assert!(matches!(
+            decode::<RequestLoad>(&out),
+            Err(WireError::BadLoad(_))
+        ));
     }
 }

@@ -170,6 +170,9 @@ mod tests {
         r.claim(&[2; 16], 0).expect("2");
         assert_eq!(r.claim(&[3; 16], 0), Err(WireError::RegistryFull(2)));
         r.release(&[1; 16], 0);
-        assert!(r.claim(&[3; 16], 5000).is_ok(), "expired entries are purged");
+        assert!(
+            r.claim(&[3; 16], 5000).is_ok(),
+            "expired entries are purged"
+        );
     }
 }

@@ -38,14 +38,20 @@ pub async fn run(a: CallArgs) -> Result<(), String> {
     let work = async {
         let mut cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
         cfg.timeout = timeout;
-        let client = Client::connect(&a.master, cfg).await.map_err(|e| e.to_string())?;
-        let reply = client.call(&a.method, body).await.map_err(|e| e.to_string())?;
+        let client = Client::connect(&a.master, cfg)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = client
+            .call(&a.method, body)
+            .await
+            .map_err(|e| e.to_string())?;
         body_json(&reply).map_err(|e| e.to_string())
     };
     let result = match &telemetry {
         Some(t) => {
             let parent = trace::env_parent();
-            t.in_root(&format!("sealrpc call {}", a.method), parent.as_ref(), work).await
+            t.in_root(&format!("sealrpc call {}", a.method), parent.as_ref(), work)
+                .await
         }
         None => work.await,
     };
@@ -53,6 +59,9 @@ pub async fn run(a: CallArgs) -> Result<(), String> {
         t.shutdown().await;
     }
     let value = result?;
-    println!("{}", serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+    );
     Ok(())
 }

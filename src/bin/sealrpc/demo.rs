@@ -5,9 +5,12 @@ use clap::Args;
 use sealrpc::builtin::{args_body, body_json};
 use sealrpc::channel::{ChannelConfig, Client, HandlerError, Router, Server};
 use sealrpc::keys::Key;
-use sealrpc::tap::{contains, split_frames, Tap};
-use sealrpc::wire::envelope::unix_ms;
-use sealrpc::wire::{Kind, Opener, RequestLoad, SessionRegistry};
+use sealrpc::tap::Tap;
+#[cfg(feature = "otel")]
+use sealrpc::{
+    tap::{contains, split_frames},
+    wire::{envelope::unix_ms, Kind, Opener, RequestLoad, SessionRegistry},
+};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Args)]
@@ -38,17 +41,28 @@ pub async fn run(_a: DemoArgs) -> Result<(), String> {
     let router = sealrpc::builtin::register(Router::new()).route("demo.relay", move |req| {
         let (cfg, url) = (inner_cfg.clone(), url.get().cloned().unwrap_or_default());
         async move {
-            let client = Client::connect(&url, cfg).await.map_err(|e| HandlerError::new(e.to_string()))?;
-            client.call("test.echo", req.body).await.map_err(|e| HandlerError::new(e.to_string()))
+            let client = Client::connect(&url, cfg)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+            client
+                .call("test.echo", req.body)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))
         }
     });
-    let server = Server::bind("tcp://127.0.0.1:0", router, cfg.clone()).await.map_err(|e| e.to_string())?;
+    let server = Server::bind("tcp://127.0.0.1:0", router, cfg.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     let _ = master.set(format!("tcp://{addr}"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.run(async { let _ = stop_rx.await; }));
+    let serving = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
     let tap = Tap::start(addr).await.map_err(|e| e.to_string())?;
-    let client = Client::connect(&format!("tcp://{}", tap.addr()), cfg).await.map_err(|e| e.to_string())?;
+    let client = Client::connect(&format!("tcp://{}", tap.addr()), cfg)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("sealrpc demo: master on tcp://{addr}, client connected through a recording relay\n");
     for (method, args) in CALLS {
         let body = args_body(args).map_err(|e| e.to_string())?;
@@ -71,7 +85,11 @@ pub async fn run(_a: DemoArgs) -> Result<(), String> {
             t.shutdown().await;
         }
         let spans = collector.spans();
-        println!("\n{} spans in {} traces:\n", spans.len(), count_traces(&spans));
+        println!(
+            "\n{} spans in {} traces:\n",
+            spans.len(),
+            count_traces(&spans)
+        );
         print!("{}", sealrpc::telemetry::memory::render_trees(&spans));
         eavesdropper(&tap, &key, &spans);
     }
@@ -82,7 +100,8 @@ pub async fn run(_a: DemoArgs) -> Result<(), String> {
 
 #[cfg(feature = "otel")]
 fn count_traces(spans: &[opentelemetry_sdk::trace::SpanData]) -> usize {
-    let ids: std::collections::HashSet<_> = spans.iter().map(|s| s.span_context.trace_id()).collect();
+    let ids: std::collections::HashSet<_> =
+        spans.iter().map(|s| s.span_context.trace_id()).collect();
     ids.len()
 }
 
@@ -97,9 +116,20 @@ fn eavesdropper(tap: &Tap, key: &Key, spans: &[opentelemetry_sdk::trace::SpanDat
             contains(&wire, &id.to_bytes()) || contains(&wire, id.to_string().as_bytes())
         })
         .count();
-    println!("\nOn the wire (what an eavesdropper sees): {} bytes in {} frames", wire.len(), split_frames(&up).len() + split_frames(&down).len());
+    println!(
+        "\nOn the wire (what an eavesdropper sees): {} bytes in {} frames",
+        wire.len(),
+        split_frames(&up).len() + split_frames(&down).len()
+    );
     println!("  spans whose trace id appears (hex or raw): {leaked}");
-    println!("  the string \"traceparent\" appears: {}", if contains(&wire, b"traceparent") { "YES" } else { "no" });
+    println!(
+        "  the string \"traceparent\" appears: {}",
+        if contains(&wire, b"traceparent") {
+            "YES"
+        } else {
+            "no"
+        }
+    );
     let registry = Arc::new(SessionRegistry::new(60_000, 16));
     let keyring = Arc::new(sealrpc::keys::Keyring::single(key.clone()));
     let mut opener = Opener::new(keyring, registry, Kind::Request, 60_000, usize::MAX);

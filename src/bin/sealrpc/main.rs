@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sealrpc", version, about = "Encrypted RPC with trace context inside the envelope")]
+#[command(
+    name = "sealrpc",
+    version,
+    about = "Encrypted RPC with trace context inside the envelope"
+)]
 struct Cli {
     /// Log filter for sealrpc's own diagnostics on stderr (e.g. info, debug).
     #[arg(long, global = true, env = "SEALRPC_LOG", default_value = "warn")]
@@ -51,7 +55,10 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         };
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };

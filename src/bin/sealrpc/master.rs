@@ -23,10 +23,15 @@ pub async fn run(a: MasterArgs) -> Result<(), String> {
     let telemetry = trace::start(Role::Master, &a.trace)?;
     let cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
     let router = sealrpc::builtin::register(Router::new());
-    let server = Server::bind(&a.listen, router, cfg).await.map_err(|e| e.to_string())?;
+    let server = Server::bind(&a.listen, router, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     eprintln!("sealrpc master listening on tcp://{addr}");
-    let result = server.run(shutdown_signal()).await.map_err(|e| e.to_string());
+    let result = server
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string());
     eprintln!("sealrpc master stopped");
     if let Some(t) = telemetry {
         t.shutdown().await;

@@ -53,7 +53,10 @@ pub fn start(role: Role, a: &TraceArgs) -> Result<Option<Telemetry>, String> {
     };
     let env = TracingSettings::from_process_env().map_err(|e| e.to_string())?;
     let exporter = match &a.trace_exporter {
-        Some(s) => Some(s.parse().map_err(|e: sealrpc::telemetry::config::ConfigError| e.to_string())?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: sealrpc::telemetry::config::ConfigError| e.to_string())?,
+        ),
         None => None,
     };
     let cli = TracingSettings {

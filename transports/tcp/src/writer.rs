@@ -103,11 +103,19 @@ pub fn push_frame_with<E: From<FrameError>>(
     let len = buf.len() - start - PREFIX_LEN;
     let Ok(len32) = u32::try_from(len) else {
         buf.truncate(start);
-        return Err(FrameError::TooLarge { len, max: max_frame }.into());
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame,
+        }
+        .into());
     };
     if len > max_frame {
         buf.truncate(start);
-        return Err(FrameError::TooLarge { len, max: max_frame }.into());
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame,
+        }
+        .into());
     }
     buf[start..start + PREFIX_LEN].copy_from_slice(&len32.to_be_bytes());
     Ok(())
