@@ -70,9 +70,14 @@ impl Master {
 
     /// SIGTERM, then the exit status.
     fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Sends `sig` (e.g. "-INT", as Ctrl-C does), then the exit status.
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let killed = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([sig, &pid])
             .status()
             .expect("kill");
         assert!(killed.success());
@@ -425,4 +430,29 @@ fn tracing_config_file_is_read_and_env_disables() {
         );
     }
     assert!(master.terminate().success());
+}
+
+#[cfg(feature = "otel")]
+#[test]
+fn ctrl_c_also_flushes_the_masters_spans_and_exits_zero() {
+    let dir = tmpdir("sigint");
+    let key = keygen(&dir, "k");
+    let file = dir.join("master.jsonl");
+    let mut master = Master::start(
+        &key,
+        &[
+            "--trace-exporter",
+            "file",
+            "--trace-file",
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert!(call(&master, &key, &["test.ping"]).status.success());
+    assert!(master.signal("-INT").success(), "exit 0 on SIGINT");
+    let spans = spans_in(&file);
+    assert_eq!(
+        named(&spans, "test.ping")["kind"],
+        2,
+        "the SERVER span was flushed"
+    );
 }

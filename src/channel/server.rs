@@ -119,9 +119,10 @@ async fn connection(
         cfg.max_frame,
     );
     let mut handlers = JoinSet::new();
-    loop {
+    // Whether the peer is still there to receive replies when the loop ends.
+    let peer_alive = loop {
         tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.changed() => break true,
             frame = reader.recv() => match frame {
                 Ok(Some(frame)) => {
                     if let Err(e) = dispatch(frame, &mut opener, peer, &shared, &outbox, &mut handlers) {
@@ -131,20 +132,25 @@ async fn connection(
                             _ => AlertCode::Refused,
                         };
                         outbox.alert_and_close(&alert_frame(code));
-                        break;
+                        break false;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => break false,
                 Err(e) => {
                     tracing::warn!("closing connection from {peer}: {e}");
                     if matches!(e, FrameError::TooLarge { .. }) {
                         outbox.alert_and_close(&alert_frame(AlertCode::Malformed));
                     }
-                    break;
+                    break false;
                 }
             },
             Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
         }
+    };
+    if !peer_alive {
+        // Nobody can receive these replies: cancel the work (as a dropped
+        // call is cancelled). On shutdown, in-flight handlers run on.
+        handlers.abort_all();
     }
     while handlers.join_next().await.is_some() {}
     outbox.close();

@@ -29,9 +29,19 @@ impl Running {
 }
 
 pub async fn start(router: Router, cfg: ChannelConfig) -> Running {
+    start_with_grace(router, cfg, std::time::Duration::from_secs(5)).await
+}
+
+/// As [`start`], with the shutdown grace period for in-flight handlers.
+pub async fn start_with_grace(
+    router: Router,
+    cfg: ChannelConfig,
+    grace: std::time::Duration,
+) -> Running {
     let server = Server::bind("tcp://127.0.0.1:0", router, cfg)
         .await
-        .expect("bind");
+        .expect("bind")
+        .with_grace(grace);
     let addr = server.local_addr().expect("addr");
     let (stop, rx) = oneshot::channel();
     let task = tokio::spawn(server.run(async {

@@ -1,0 +1,222 @@
+//! The channel over real TCP: many calls in flight on one connection,
+//! concurrent dispatch, deadlines, cancellation, a refused envelope costing
+//! only its own connection, and trace context never taken from an envelope
+//! that did not authenticate.
+mod support;
+
+use bytes::Bytes;
+use sealrpc::builtin::{args_body, body_json};
+use sealrpc::channel::{ChannelConfig, Client};
+use sealrpc::keys::Key;
+use sealrpc::wire::envelope::unix_ms;
+use sealrpc::wire::load::{self, Carrier, RequestLoad};
+use sealrpc::wire::{Kind, Sealer};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_calls_in_flight_on_one_connection_each_get_their_own_reply() {
+    let cfg = ChannelConfig::new(Key::generate());
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    let calls = (0..1000).map(|i| {
+        let client = client.clone();
+        async move {
+            let reply = client
+                .call("test.echo", args_body(&[i.to_string()]).expect("body"))
+                .await
+                .expect("echo");
+            (i, body_json(&reply).expect("json"))
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert_eq!(results.len(), 1000);
+    for (i, v) in results {
+        assert_eq!(
+            v,
+            serde_json::json!(i),
+            "reply {i} matched to its own request"
+        );
+    }
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_handler_does_not_hold_up_others_on_the_same_connection() {
+    let cfg = ChannelConfig::new(Key::generate());
+    // No grace: stop() must not wait for the abandoned 30 s sleep.
+    let server = support::start_with_grace(support::builtins(), cfg.clone(), Duration::ZERO).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    {
+        let slow = client.call("test.sleep", args_body(&["30"]).expect("body"));
+        tokio::pin!(slow);
+        tokio::select! {
+            r = &mut slow => panic!("the 30 s sleep finished first: {r:?}"),
+            r = client.call("test.ping", Bytes::new()) => assert_eq!(body_json(&r.expect("ping")).expect("json"), serde_json::json!(true)),
+        }
+    } // dropping the slow call cancels it on the client: its pending entry is removed
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_stops_a_handler_at_the_callers_deadline() {
+    let cfg = ChannelConfig::new(Key::generate());
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    let err = client
+        .call_with_timeout(
+            "test.sleep",
+            args_body(&["30"]).expect("body"),
+            Duration::from_millis(50),
+        )
+        .await
+        .expect_err("must time out");
+    assert!(
+        matches!(
+            err,
+            sealrpc::Error::Timeout { .. } | sealrpc::Error::DeadlineExceeded
+        ),
+        "{err}"
+    );
+    // The connection is still good afterwards.
+    assert!(client.call("test.ping", Bytes::new()).await.is_ok());
+    drop(client);
+    // Returns because the server already stopped the 30 s handler at its deadline.
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_envelope_costs_only_its_own_connection() {
+    let key = Key::generate();
+    let cfg = ChannelConfig::new(key);
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    let good = Client::connect(&server.url(), cfg).await.expect("connect");
+    let bad = Client::connect(&server.url(), ChannelConfig::new(Key::generate()))
+        .await
+        .expect("connect");
+    let err = bad
+        .call("test.ping", Bytes::new())
+        .await
+        .expect_err("wrong key");
+    assert!(
+        matches!(
+            err,
+            sealrpc::Error::Wire(sealrpc::error::WireError::PeerAlert(1))
+        ),
+        "{err}"
+    );
+    let again = bad
+        .call("test.ping", Bytes::new())
+        .await
+        .expect_err("connection closed");
+    assert!(
+        matches!(
+            again,
+            sealrpc::Error::Wire(sealrpc::error::WireError::PeerAlert(1))
+        ),
+        "sticky: {again}"
+    );
+    assert!(
+        good.call("test.ping", Bytes::new()).await.is_ok(),
+        "others keep being served"
+    );
+    assert!(matches!(
+        good.call("no.such", Bytes::new()).await,
+        Err(sealrpc::Error::NoSuchMethod(_))
+    ));
+    drop((good, bad));
+    server.stop().await;
+}
+
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn context_in_an_envelope_that_fails_authentication_is_never_used() {
+    use sealrpc::telemetry::memory::collecting;
+    let (telemetry, collector) = collecting("test");
+    let cfg = ChannelConfig::new(Key::generate()).with_telemetry(Some(telemetry));
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    // A peer with the wrong key sends a request carrying a traceparent.
+    let (mut reader, mut writer) = sealrpc_tcp::connect(server.addr, Default::default())
+        .await
+        .expect("connect");
+    let mut sealer = Sealer::new(Key::generate(), [3; 16]);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let req = RequestLoad {
+        id: 1,
+        method: "test.ping",
+        body: b"",
+        deadline_ms: 0,
+        trace: Carrier(vec![("traceparent", tp)]),
+    };
+    writer
+        .push_with(|b| {
+            sealer
+                .seal(Kind::Request, unix_ms(), 1 << 20, b, |b| {
+                    load::encode(&req, b)
+                })
+                .map_err(|e| sealrpc_tcp::FrameError::Io(std::io::Error::other(e.to_string())))
+        })
+        .expect("seal");
+    writer.flush().await.expect("send");
+    let alert = reader.recv().await.expect("recv").expect("alert frame");
+    assert_eq!(sealrpc::wire::header::parse_alert(&alert), Some(1));
+    assert!(
+        reader.recv().await.expect("clean close").is_none(),
+        "the server closed the connection"
+    );
+    // A good client works, and its call is the only server span.
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    client.call("test.ping", Bytes::new()).await.expect("ping");
+    drop(client);
+    server.stop().await;
+    let spans = collector.spans();
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == opentelemetry::trace::SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 1);
+    assert!(spans
+        .iter()
+        .all(|s| s.span_context.trace_id().to_string() != "4bf92f3577b34da6a3ce929d0e0e4736"));
+}
+
+/// When the caller disconnects, its in-flight handlers are cancelled:
+/// nobody is left to receive their replies.
+#[tokio::test]
+async fn a_disconnected_callers_handlers_are_cancelled() {
+    struct Dropped(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel::<()>();
+    let slots = std::sync::Arc::new(std::sync::Mutex::new(Some((started_tx, dropped_tx))));
+    let router = sealrpc::channel::Router::new().route("hang", move |_req| {
+        let slot = slots.lock().expect("lock").take();
+        async move {
+            let Some((started, dropped)) = slot else {
+                return Ok(Bytes::new());
+            };
+            let _guard = Dropped(Some(dropped));
+            let _ = started.send(());
+            std::future::pending::<Result<Bytes, sealrpc::channel::HandlerError>>().await
+        }
+    });
+    let cfg = ChannelConfig::new(Key::generate());
+    let server = support::start(router, cfg.clone()).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    let call = tokio::spawn(async move { client.call("hang", Bytes::new()).await });
+    started_rx.await.expect("handler started");
+    call.abort(); // drops the call and the only client: the connection closes
+    let cancelled = tokio::time::timeout(Duration::from_secs(60), dropped_rx).await;
+    assert!(
+        matches!(cancelled, Ok(Ok(()))),
+        "the handler was dropped after the caller went away"
+    );
+    server.stop().await;
+}
