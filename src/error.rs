@@ -32,26 +32,20 @@ pub enum WireError {
     SessionReused,
     #[error("envelope expired: sent {age_ms} ms ago, the limit is {ttl_ms} ms")]
     Expired { age_ms: u64, ttl_ms: u64 },
+    #[error("envelope sent before this receiver started (a replay from before a restart, or a clock behind)")]
+    PredatesReceiver,
     #[error("envelope from the future: {ahead_ms} ms ahead, the limit is {ttl_ms} ms")]
     FromFuture { ahead_ms: u64, ttl_ms: u64 },
-    #[error("too many sender sessions on one connection (limit {0})")]
-    TooManySessions(usize),
     #[error("session registry full ({0} entries): refusing new sessions")]
     RegistryFull(usize),
     #[error("key use limit reached: {0} envelopes under one session key; rekey required")]
     KeyExhausted(u64),
     #[error("the peer refused our envelope (alert {0}): wrong key, replay, clock skew or bad data; see the peer's log")]
     PeerAlert(u8),
+    /// The load did not decode. The reason is a fixed phrase: decoder
+    /// messages can quote attacker-chosen bytes, so they are never kept.
     #[error("bad load: {0}")]
-    BadLoad(String),
-}
-
-impl WireError {
-    pub(crate) fn bad_load(e: impl std::fmt::Display) -> WireError {
-        let mut s = e.to_string();
-        s.truncate(200);
-        WireError::BadLoad(s)
-    }
+    BadLoad(&'static str),
 }
 
 /// Errors from key files and keyrings.
@@ -83,6 +77,8 @@ pub enum Error {
     BadAddress(String),
     #[error("call {method} timed out after {after:?}")]
     Timeout { method: String, after: Duration },
+    #[error("could not connect within {0:?}")]
+    ConnectTimeout(Duration),
     #[error("remote error: {0}")]
     Remote(String),
     #[error("no such method on the server: {0}")]

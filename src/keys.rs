@@ -32,10 +32,17 @@ impl Key {
         Key { bytes, id }
     }
 
-    /// A fresh key from the operating system's CSPRNG.
+    /// A fresh key straight from the operating system's CSPRNG (getrandom).
+    ///
+    /// # Panics
+    /// If the operating system cannot provide randomness at all: there is
+    /// no safe way to make a key then.
     pub fn generate() -> Key {
+        use rand::TryRngCore;
         let mut b = Zeroizing::new([0u8; 32]);
-        rand::fill(b.as_mut_slice());
+        if let Err(e) = rand::rngs::OsRng.try_fill_bytes(b.as_mut_slice()) {
+            panic!("the operating system's random number generator failed: {e}");
+        }
         Key::from_bytes(*b)
     }
 

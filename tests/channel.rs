@@ -8,9 +8,6 @@ use bytes::Bytes;
 use sealrpc::builtin::{args_body, body_json};
 use sealrpc::channel::{ChannelConfig, Client};
 use sealrpc::keys::Key;
-use sealrpc::wire::envelope::unix_ms;
-use sealrpc::wire::load::{self, Carrier, RequestLoad};
-use sealrpc::wire::{Kind, Sealer};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,19 +56,27 @@ async fn a_slow_handler_does_not_hold_up_others_on_the_same_connection() {
     server.stop().await;
 }
 
+/// The server stops a handler when the caller's deadline passes, while the
+/// caller is still connected (so this is the deadline, not a disconnect).
 #[tokio::test]
 async fn the_server_stops_a_handler_at_the_callers_deadline() {
+    let (router, started, dropped) = hanging_router();
     let cfg = ChannelConfig::new(Key::generate());
-    let server = support::start(support::builtins(), cfg.clone()).await;
+    let server = support::start(router, cfg.clone()).await;
     let client = Client::connect(&server.url(), cfg).await.expect("connect");
-    let err = client
-        .call_with_timeout(
-            "test.sleep",
-            args_body(&["30"]).expect("body"),
-            Duration::from_millis(50),
-        )
-        .await
-        .expect_err("must time out");
+    let caller = client.clone();
+    let call = tokio::spawn(async move {
+        caller
+            .call_with_timeout("hang", Bytes::new(), Duration::from_millis(50))
+            .await
+    });
+    started.await.expect("handler started");
+    let stopped = tokio::time::timeout(Duration::from_secs(60), dropped).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the handler was stopped at the deadline"
+    );
+    let err = call.await.expect("join").expect_err("must time out");
     assert!(
         matches!(
             err,
@@ -80,9 +85,11 @@ async fn the_server_stops_a_handler_at_the_callers_deadline() {
         "{err}"
     );
     // The connection is still good afterwards.
-    assert!(client.call("test.ping", Bytes::new()).await.is_ok());
+    assert!(client
+        .call("test.ping", Bytes::new())
+        .await
+        .is_err_and(|e| matches!(e, sealrpc::Error::NoSuchMethod(_))));
     drop(client);
-    // Returns because the server already stopped the 30 s handler at its deadline.
     server.stop().await;
 }
 
@@ -133,14 +140,19 @@ async fn a_refused_envelope_costs_only_its_own_connection() {
 #[tokio::test]
 async fn context_in_an_envelope_that_fails_authentication_is_never_used() {
     use sealrpc::telemetry::memory::collecting;
+    use sealrpc::wire::envelope::unix_ms;
+    use sealrpc::wire::load::{self, Carrier, RequestLoad};
+    use sealrpc::wire::{Kind, Sealer};
     let (telemetry, collector) = collecting("test");
-    let cfg = ChannelConfig::new(Key::generate()).with_telemetry(Some(telemetry));
+    let key = Key::generate();
+    let cfg = ChannelConfig::new(key.clone()).with_telemetry(Some(telemetry));
     let server = support::start(support::builtins(), cfg.clone()).await;
-    // A peer with the wrong key sends a request carrying a traceparent.
+    // The right key, a request carrying a traceparent, one tag byte flipped:
+    // the envelope reaches AES-GCM and fails there.
     let (mut reader, mut writer) = sealrpc_tcp::connect(server.addr, Default::default())
         .await
         .expect("connect");
-    let mut sealer = Sealer::new(Key::generate(), [3; 16]);
+    let mut sealer = Sealer::new(key, [3; 16]);
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let req = RequestLoad {
         id: 1,
@@ -149,16 +161,15 @@ async fn context_in_an_envelope_that_fails_authentication_is_never_used() {
         deadline_ms: 0,
         trace: Carrier(vec![("traceparent", tp)]),
     };
-    writer
-        .push_with(|b| {
-            sealer
-                .seal(Kind::Request, unix_ms(), 1 << 20, b, |b| {
-                    load::encode(&req, b)
-                })
-                .map_err(|e| sealrpc_tcp::FrameError::Io(std::io::Error::other(e.to_string())))
+    let mut env = bytes::BytesMut::new();
+    sealer
+        .seal(Kind::Request, unix_ms(), 1 << 20, &mut env, |b| {
+            load::encode(&req, b)
         })
         .expect("seal");
-    writer.flush().await.expect("send");
+    let last = env.len() - 1;
+    env[last] ^= 0x01;
+    writer.send(&env).await.expect("send");
     let alert = reader.recv().await.expect("recv").expect("alert frame");
     assert_eq!(sealrpc::wire::header::parse_alert(&alert), Some(1));
     assert!(
@@ -171,11 +182,10 @@ async fn context_in_an_envelope_that_fails_authentication_is_never_used() {
     drop(client);
     server.stop().await;
     let spans = collector.spans();
-    let servers: Vec<_> = spans
+    let servers = spans
         .iter()
-        .filter(|s| s.span_kind == opentelemetry::trace::SpanKind::Server)
-        .collect();
-    assert_eq!(servers.len(), 1);
+        .filter(|s| s.span_kind == opentelemetry::trace::SpanKind::Server);
+    assert_eq!(servers.count(), 1);
     assert!(spans
         .iter()
         .all(|s| s.span_context.trace_id().to_string() != "4bf92f3577b34da6a3ce929d0e0e4736"));
@@ -185,6 +195,85 @@ async fn context_in_an_envelope_that_fails_authentication_is_never_used() {
 /// nobody is left to receive their replies.
 #[tokio::test]
 async fn a_disconnected_callers_handlers_are_cancelled() {
+    let (router, started_rx, dropped_rx) = hanging_router();
+    let cfg = ChannelConfig::new(Key::generate());
+    let server = support::start(router, cfg.clone()).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    let call = tokio::spawn(async move { client.call("hang", Bytes::new()).await });
+    started_rx.await.expect("handler started");
+    call.abort(); // drops the call and the only client: the connection closes
+    let cancelled = tokio::time::timeout(Duration::from_secs(60), dropped_rx).await;
+    assert!(
+        matches!(cancelled, Ok(Ok(()))),
+        "the handler was dropped after the caller went away"
+    );
+    server.stop().await;
+}
+
+/// A reply recorded on one connection must not be accepted on another
+/// (replies are bound to their connection's first request session).
+#[tokio::test]
+async fn a_reply_recorded_on_one_connection_is_refused_on_another() {
+    let key = Key::generate();
+    let cfg = ChannelConfig::new(key);
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    let tap = sealrpc::tap::Tap::start(server.addr).await.expect("tap");
+    let first = Client::connect(&format!("tcp://{}", tap.addr()), cfg.clone())
+        .await
+        .expect("connect");
+    let ok = first
+        .call(
+            "test.echo",
+            args_body(&["transfer-approved"]).expect("body"),
+        )
+        .await
+        .expect("echo");
+    assert_eq!(
+        body_json(&ok).expect("json"),
+        serde_json::json!("transfer-approved")
+    );
+    drop(first);
+    let recorded = tap.to_client();
+    assert!(!recorded.is_empty());
+
+    // A fake master answers any request with the recorded reply bytes.
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake_addr = fake.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = fake.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await; // the victim's request
+        sock.write_all(&recorded).await.expect("replay");
+        let _ = sock.read(&mut buf).await; // hold the connection open
+    });
+    let victim = Client::connect(&format!("tcp://{fake_addr}"), cfg)
+        .await
+        .expect("connect");
+    let got = victim
+        .call("test.echo", args_body(&["transfer-denied"]).expect("body"))
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(sealrpc::Error::Wire(
+                sealrpc::error::WireError::AuthenticationFailed
+            ))
+        ),
+        "a replayed reply must be refused, got {got:?}"
+    );
+    server.stop().await;
+}
+
+/// A router whose `hang` handler never finishes on its own; the receivers
+/// fire when it starts and when it is dropped (cancelled).
+fn hanging_router() -> (
+    sealrpc::channel::Router,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
     struct Dropped(Option<tokio::sync::oneshot::Sender<()>>);
     impl Drop for Dropped {
         fn drop(&mut self) {
@@ -207,16 +296,5 @@ async fn a_disconnected_callers_handlers_are_cancelled() {
             std::future::pending::<Result<Bytes, sealrpc::channel::HandlerError>>().await
         }
     });
-    let cfg = ChannelConfig::new(Key::generate());
-    let server = support::start(router, cfg.clone()).await;
-    let client = Client::connect(&server.url(), cfg).await.expect("connect");
-    let call = tokio::spawn(async move { client.call("hang", Bytes::new()).await });
-    started_rx.await.expect("handler started");
-    call.abort(); // drops the call and the only client: the connection closes
-    let cancelled = tokio::time::timeout(Duration::from_secs(60), dropped_rx).await;
-    assert!(
-        matches!(cancelled, Ok(Ok(()))),
-        "the handler was dropped after the caller went away"
-    );
-    server.stop().await;
+    (router, started_rx, dropped_rx)
 }

@@ -81,8 +81,15 @@ fn session_seen_on_another_connection_is_refused_until_twice_the_ttl_after_close
             ttl_ms: TTL
         })
     );
-    // ...and the registry lets the salt be claimed again.
-    assert!(open_copy(&mut c, &late, T0 + 2 * TTL).is_ok());
+    // Retention includes its last millisecond: an envelope this session
+    // sent at T0 + TTL would still pass the time check at T0 + 2*TTL...
+    assert_eq!(
+        open_copy(&mut c, &late, T0 + 2 * TTL),
+        Err(WireError::SessionReused)
+    );
+    // ...and only after it may the salt be claimed again (by an envelope
+    // never accepted before: `late` was stamped in the future until now).
+    assert!(open_copy(&mut c, &late, T0 + 2 * TTL + 1).is_ok());
     c.close(T0 + 2 * TTL);
     b.close(T0);
 }
@@ -140,26 +147,48 @@ fn out_of_order_within_the_window_is_accepted_and_older_than_the_window_is_refus
 }
 
 #[test]
-fn one_connection_holds_at_most_four_sessions() {
+fn a_fifth_session_retires_the_oldest_instead_of_killing_the_connection() {
     let key = key_a();
     let reg = registry();
     let mut op = opener_for(&[&key], &reg, Kind::Request);
-    for s in 0..4u8 {
-        let mut sealer = Sealer::new(key.clone(), [100 + s; 16]);
-        assert!(open_copy(
-            &mut op,
-            &seal_req(&mut sealer, T0, &request(1, "m", b"")),
-            T0
-        )
-        .is_ok());
+    let mut sealers: Vec<Sealer> = (0..4u8)
+        .map(|s| Sealer::new(key.clone(), [100 + s; 16]))
+        .collect();
+    for sealer in &mut sealers {
+        assert!(open_copy(&mut op, &seal_req(sealer, T0, &request(1, "m", b"")), T0).is_ok());
     }
+    // A sender that rekeyed a fourth time: its new session is adopted...
     let mut fifth = Sealer::new(key.clone(), [104; 16]);
-    let env = seal_req(&mut fifth, T0, &request(1, "m", b""));
+    assert!(open_copy(
+        &mut op,
+        &seal_req(&mut fifth, T0, &request(1, "m", b"")),
+        T0
+    )
+    .is_ok());
+    assert_eq!(reg.len(), 5, "four live sessions and one retired");
+    // ...the oldest is retired: its envelopes are refused from now on...
+    let old = seal_req(&mut sealers[0], T0, &request(2, "m", b""));
+    assert_eq!(open_copy(&mut op, &old, T0), Err(WireError::SessionReused));
+    // ...and the others keep working.
+    let newer = seal_req(&mut sealers[3], T0, &request(2, "m", b""));
+    assert!(open_copy(&mut op, &newer, T0).is_ok());
+    op.close(T0);
+}
+
+#[test]
+fn envelopes_from_before_the_receiver_started_are_refused() {
+    let key = key_a();
+    let reg = Arc::new(SessionRegistry::new(TTL, 1024).with_not_before(T0));
+    let mut op = opener_for(&[&key], &reg, Kind::Request);
+    let mut sealer = Sealer::new(key.clone(), [9; 16]);
+    // Captured one second before a restart, replayed right after it.
+    let before = seal_req(&mut sealer, T0 - 1_000, &request(1, "m", b""));
     assert_eq!(
-        open_copy(&mut op, &env, T0),
-        Err(WireError::TooManySessions(4))
+        open_copy(&mut op, &before, T0 + 10),
+        Err(WireError::PredatesReceiver)
     );
-    assert_eq!(reg.len(), 4, "the refused session was not claimed");
+    let after = seal_req(&mut sealer, T0, &request(2, "m", b""));
+    assert!(open_copy(&mut op, &after, T0 + 10).is_ok());
     op.close(T0);
 }
 
@@ -184,9 +213,9 @@ fn full_registry_refuses_new_sessions() {
         Err(WireError::RegistryFull(1)),
         "the released session is retained for 2*TTL"
     );
-    let e2b = seal_req(&mut s2, T0 + 2 * TTL, &request(3, "m", b""));
+    let e2b = seal_req(&mut s2, T0 + 2 * TTL + 1, &request(3, "m", b""));
     assert!(
-        open_copy(&mut op2, &e2b, T0 + 2 * TTL).is_ok(),
+        open_copy(&mut op2, &e2b, T0 + 2 * TTL + 1).is_ok(),
         "retired entries are purged"
     );
     op2.close(T0 + 2 * TTL);

@@ -489,10 +489,10 @@ fn sealing_over_the_limit_is_too_large_and_leaves_the_buffer_and_sequence_unchan
     let err = sealer
         .seal(Kind::Request, T0, MAX, &mut out, |b| {
             b.extend_from_slice(b"partial");
-            Err(WireError::BadLoad("writer failed".into()))
+            Err(WireError::BadLoad("writer failed"))
         })
         .expect_err("writer fails");
-    assert_eq!(err, WireError::BadLoad("writer failed".into()));
+    assert_eq!(err, WireError::BadLoad("writer failed"));
     assert_eq!(&out[..], b"earlier frames");
     assert_eq!(sealer.sequence(), 0);
 

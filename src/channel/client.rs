@@ -2,6 +2,7 @@
 //! one connection, matched to replies by id.
 use super::config::{parse_url, random_salt, ChannelConfig};
 use super::outbox::Outbox;
+use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::{ClientSpan, Outcome};
 use crate::wire::envelope::unix_ms;
@@ -59,20 +60,28 @@ pub struct Client {
 
 impl Client {
     /// Connects to `tcp://HOST:PORT`.
+    /// Gives up after the configured call timeout.
     pub async fn connect(url: &str, cfg: ChannelConfig) -> Result<Client, Error> {
         let addr = parse_url(url)?;
-        let (reader, writer) = sealrpc_tcp::connect(addr, cfg.tcp()).await?;
+        let connecting = sealrpc_tcp::connect(addr, cfg.tcp());
+        let (reader, writer) = match tokio::time::timeout(cfg.timeout, connecting).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::ConnectTimeout(cfg.timeout)),
+        };
         let peer = reader.peer_addr().map_err(sealrpc_tcp::FrameError::Io)?;
-        let outbox = Outbox::new(Sealer::new(cfg.key.clone(), random_salt()), cfg.max_frame);
+        let salt = random_salt();
+        let outbox = Outbox::new(Sealer::new(cfg.key.clone(), salt), cfg.max_frame);
         tokio::spawn(outbox.clone().run_writer(writer));
         let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), 64));
-        let opener = Opener::new(
+        let mut opener = Opener::new(
             cfg.keyring.clone(),
             registry,
             Kind::Reply,
             cfg.ttl_ms(),
             cfg.max_frame,
         );
+        // Replies are bound to this connection's first request session.
+        opener.bind(salt);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
         });
@@ -125,7 +134,17 @@ impl Client {
             .telemetry
             .as_ref()
             .map(|t| t.client_span(method, Some(self.inner.peer)));
-        let result = self.call_inner(method, &body, timeout, span.as_ref()).await;
+        // One deadline covers the whole call: waiting for a permit, for
+        // outbox space (backpressure) and for the reply.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let call = self.call_inner(method, &body, deadline, span.as_ref());
+        let result = match tokio::time::timeout_at(deadline, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                method: method.to_owned(),
+                after: timeout,
+            }),
+        };
         if let Some(span) = span {
             match &result {
                 Ok(_) => span.end(Outcome::Ok),
@@ -142,7 +161,7 @@ impl Client {
         &self,
         method: &str,
         body: &[u8],
-        timeout: Duration,
+        deadline: tokio::time::Instant,
         span: Option<&ClientSpan>,
     ) -> Result<Bytes, Error> {
         let inner = &*self.inner;
@@ -164,15 +183,20 @@ impl Client {
             shared: &inner.shared,
             id,
         };
+        // The only place a trace context enters a load.
         let mut trace = Vec::new();
-        if let Some(span) = span {
-            span.inject(&mut trace);
+        if let Some((parent, state)) = span.and_then(ClientSpan::w3c) {
+            trace.push((context::TRACEPARENT.to_owned(), parent.to_header()));
+            if !state.is_empty() {
+                trace.push((context::TRACESTATE.to_owned(), state));
+            }
         }
         let load = RequestLoad {
             id,
             method,
             body,
-            deadline_ms: timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+            // The time left, rounded up: 0 would mean "no deadline".
+            deadline_ms: deadline_ms(deadline),
             trace: Carrier(
                 trace
                     .iter()
@@ -182,16 +206,11 @@ impl Client {
         };
         inner
             .outbox
-            .seal(Kind::Request, unix_ms(), |b| load::encode(&load, b))?;
-        let (status, body) = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    method: method.to_owned(),
-                    after: timeout,
-                })
-            }
-            Ok(Err(_)) => return Err(Error::ConnectionClosed),
-            Ok(Ok(reply)) => reply?,
+            .seal(Kind::Request, unix_ms(), |b| load::encode(&load, b))
+            .await?;
+        let (status, body) = match rx.await {
+            Err(_) => return Err(Error::ConnectionClosed),
+            Ok(reply) => reply?,
         };
         match status {
             ReplyStatus::Ok => Ok(body),
@@ -200,6 +219,12 @@ impl Client {
             ReplyStatus::DeadlineExceeded => Err(Error::DeadlineExceeded),
         }
     }
+}
+
+/// Milliseconds until `deadline`, at least 1, at most `u32::MAX`.
+fn deadline_ms(deadline: tokio::time::Instant) -> u32 {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    left.as_millis().clamp(1, u128::from(u32::MAX)) as u32
 }
 
 /// Removes a call's pending entry however the call ends (reply, timeout,

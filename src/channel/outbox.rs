@@ -2,6 +2,11 @@
 //! shared frame buffer under a short lock (seal in place, no per-request
 //! channel hop); one writer task swaps the buffer out and writes the whole
 //! batch with one syscall.
+//!
+//! Backpressure: while more than [`HIGH_WATER`] bytes wait to be written,
+//! `seal` waits. A peer that stops reading therefore stalls its own callers
+//! (and, on a server, its handlers, and then its reader): memory per
+//! connection stays below `HIGH_WATER` plus one frame.
 use crate::error::{Error, WireError};
 use crate::wire::{Kind, Sealer};
 use bytes::BytesMut;
@@ -15,9 +20,15 @@ struct State {
     closed: bool,
 }
 
+/// Queued bytes above which `seal` waits for the writer.
+pub(crate) const HIGH_WATER: usize = 1 << 20;
+
 pub(crate) struct Outbox {
     state: Mutex<State>,
+    /// Wakes the writer: frames are queued.
     ready: Notify,
+    /// Wakes waiting sealers: the queue drained, or the outbox closed.
+    drained: Notify,
     max_frame: usize,
 }
 
@@ -30,6 +41,7 @@ impl Outbox {
                 closed: false,
             }),
             ready: Notify::new(),
+            drained: Notify::new(),
             max_frame,
         })
     }
@@ -38,13 +50,30 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Seals one envelope of `kind` whose load `write_load` encodes.
-    pub(crate) fn seal(
+    /// Seals one envelope of `kind` whose load `write_load` encodes,
+    /// waiting first while the queue is above [`HIGH_WATER`].
+    pub(crate) async fn seal(
         &self,
         kind: Kind,
         now_ms: u64,
         write_load: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
     ) -> Result<(), Error> {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a drain in between is not lost.
+            drained.as_mut().enable();
+            {
+                let st = self.lock();
+                if st.closed {
+                    return Err(Error::ConnectionClosed);
+                }
+                if st.buf.len() < HIGH_WATER {
+                    break;
+                }
+            }
+            drained.await;
+        }
         let mut st = self.lock();
         if st.closed {
             return Err(Error::ConnectionClosed);
@@ -63,6 +92,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// Binds every later envelope to `binding` (see `Sealer::bind`).
+    pub(crate) fn bind(&self, binding: [u8; 16]) {
+        self.lock().sealer.bind(binding);
+    }
+
     /// Queues an unauthenticated alert frame and closes the outbox.
     pub(crate) fn alert_and_close(&self, frame: &[u8]) {
         let mut st = self.lock();
@@ -73,12 +107,14 @@ impl Outbox {
         st.closed = true;
         drop(st);
         self.ready.notify_one();
+        self.drained.notify_waiters();
     }
 
     /// Stops accepting envelopes; the writer flushes what is queued and ends.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        self.drained.notify_waiters();
     }
 
     /// Writes batches until closed (then flushes and shuts the socket's
@@ -97,6 +133,7 @@ impl Outbox {
                     self.close();
                     return;
                 }
+                self.drained.notify_waiters();
             }
             if closed {
                 let _ = writer.shutdown().await;

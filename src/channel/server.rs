@@ -4,6 +4,7 @@
 use super::config::{parse_url, random_salt, ChannelConfig};
 use super::handler::{HandlerError, Request, Router};
 use super::outbox::Outbox;
+use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::Outcome;
 use crate::wire::envelope::unix_ms;
@@ -11,9 +12,11 @@ use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
 use crate::wire::{Kind, Opener, Sealer, SessionRegistry};
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use sealrpc_tcp::{FrameError, FrameReader, FrameWriter, Listener};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -39,7 +42,10 @@ impl Server {
     /// Binds `tcp://HOST:PORT` (port 0 picks a free port).
     pub async fn bind(url: &str, router: Router, cfg: ChannelConfig) -> Result<Server, Error> {
         let listener = Listener::bind(parse_url(url)?, cfg.tcp()).await?;
-        let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), REGISTRY_CAPACITY));
+        // Envelopes from before this server existed are replays by definition.
+        let registry = Arc::new(
+            SessionRegistry::new(cfg.ttl_ms(), REGISTRY_CAPACITY).with_not_before(unix_ms()),
+        );
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -111,21 +117,30 @@ async fn connection(
     let cfg = &shared.cfg;
     let outbox = Outbox::new(Sealer::new(cfg.key.clone(), random_salt()), cfg.max_frame);
     let writer_task = tokio::spawn(outbox.clone().run_writer(writer));
-    let mut opener = Opener::new(
+    let opener = Opener::new(
         cfg.keyring.clone(),
         shared.registry.clone(),
         Kind::Request,
         cfg.ttl_ms(),
         cfg.max_frame,
     );
-    let mut handlers = JoinSet::new();
+    let mut conn = Conn {
+        peer,
+        shared: shared.clone(),
+        outbox: outbox.clone(),
+        opener,
+        bound: false,
+        handlers: JoinSet::new(),
+    };
+    let limit = cfg.max_in_flight.max(1);
     // Whether the peer is still there to receive replies when the loop ends.
     let peer_alive = loop {
         tokio::select! {
             _ = stop.changed() => break true,
-            frame = reader.recv() => match frame {
+            // At the in-flight limit the connection stops reading: TCP pushes back.
+            frame = reader.recv(), if conn.handlers.len() < limit => match frame {
                 Ok(Some(frame)) => {
-                    if let Err(e) = dispatch(frame, &mut opener, peer, &shared, &outbox, &mut handlers) {
+                    if let Err(e) = conn.dispatch(frame) {
                         tracing::warn!("closing connection from {peer}: {e}");
                         let code = match e {
                             WireError::BadLoad(_) | WireError::TooLarge { .. } => AlertCode::Malformed,
@@ -144,107 +159,124 @@ async fn connection(
                     break false;
                 }
             },
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+            Some(_) = conn.handlers.join_next(), if !conn.handlers.is_empty() => {}
         }
     };
     if !peer_alive {
         // Nobody can receive these replies: cancel the work (as a dropped
         // call is cancelled). On shutdown, in-flight handlers run on.
-        handlers.abort_all();
+        conn.handlers.abort_all();
     }
-    while handlers.join_next().await.is_some() {}
+    while conn.handlers.join_next().await.is_some() {}
     outbox.close();
     let _ = writer_task.await;
-    opener.close(unix_ms());
+    conn.opener.close(unix_ms());
 }
 
-/// Opens one frame and starts its handler. An `Err` closes the connection.
-fn dispatch(
-    mut frame: BytesMut,
-    opener: &mut Opener,
+/// One connection's receive side.
+struct Conn {
     peer: SocketAddr,
-    shared: &Arc<Shared>,
-    outbox: &Arc<Outbox>,
-    handlers: &mut JoinSet<()>,
-) -> Result<(), WireError> {
-    let opened = opener.open(&mut frame, unix_ms())?;
-    let plain = frame.freeze().slice(opened.load);
-    let req: RequestLoad = load::decode(&plain)?;
-    // The context is extracted only here, after the envelope authenticated.
-    let span = shared
-        .cfg
-        .telemetry
-        .as_ref()
-        .map(|t| t.server_span(req.method, &req.trace.0, peer));
-    let id = req.id;
-    let Some(handler) = shared.router.get(req.method).cloned() else {
-        let msg = format!("no such method: {}", truncated(req.method));
-        if let Some(span) = span {
-            span.end(Outcome::Failed {
-                kind: "no_such_method",
-                message: &msg,
-            });
-        }
-        reply(outbox, id, ReplyStatus::NoSuchMethod, msg.as_bytes());
-        return Ok(());
-    };
-    let deadline = (req.deadline_ms > 0)
-        .then(|| Instant::now() + Duration::from_millis(u64::from(req.deadline_ms)));
-    let request = Request {
-        method: req.method.to_owned(),
-        body: plain.slice_ref(req.body),
-        deadline,
-        peer,
-    };
-    let outbox = outbox.clone();
-    handlers.spawn(async move {
-        let fut = run_handler(handler(request), deadline);
-        let result = match &span {
-            Some(span) => span.run(fut).await,
-            None => fut.await,
-        };
-        let (status, body, outcome_kind) = match &result {
-            Ok(body) => (ReplyStatus::Ok, &body[..], None),
-            Err((status, e)) => (*status, e.message.as_bytes(), Some(status_kind(*status))),
-        };
-        if let Err(e) = outbox.seal(Kind::Reply, unix_ms(), |b| {
-            load::encode(
-                &ReplyLoad {
-                    id,
-                    status: status as u8,
-                    body,
-                },
-                b,
-            )
-        }) {
-            tracing::warn!("reply to {peer} not sent: {e}");
-            if matches!(e, Error::Wire(WireError::TooLarge { .. })) {
-                reply(
-                    &outbox,
-                    id,
-                    ReplyStatus::Error,
-                    b"reply too large for the frame limit",
-                );
-            }
-        }
-        if let Some(span) = span {
-            span.end(match (&result, outcome_kind) {
-                (Err((_, e)), Some(kind)) => Outcome::Failed {
-                    kind,
-                    message: &e.message,
-                },
-                _ => Outcome::Ok,
-            });
-        }
-    });
-    Ok(())
+    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+    opener: Opener,
+    /// Whether replies are bound yet (to the first request's session).
+    bound: bool,
+    handlers: JoinSet<()>,
 }
 
+impl Conn {
+    /// Opens one frame and starts its handler. An `Err` closes the connection.
+    fn dispatch(&mut self, mut frame: BytesMut) -> Result<(), WireError> {
+        let opened = self.opener.open(&mut frame, unix_ms())?;
+        if !self.bound {
+            self.outbox.bind(opened.header.salt);
+            self.bound = true;
+        }
+        let plain = frame.freeze().slice(opened.load);
+        let req: RequestLoad = load::decode(&plain)?;
+        let handler = self.shared.router.get(req.method).cloned();
+        // The context is taken only here, after the envelope authenticated.
+        let span = self.shared.cfg.telemetry.as_ref().map(|t| {
+            let remote = context::extract(&req.trace.0);
+            // Unknown methods share one span name (bounded cardinality).
+            let name = if handler.is_some() {
+                req.method
+            } else {
+                "unknown method"
+            };
+            t.server_span(name, &remote, self.peer)
+        });
+        let id = req.id;
+        let Some(handler) = handler else {
+            let msg = format!("no such method: {}", truncated(req.method));
+            let outbox = self.outbox.clone();
+            self.handlers.spawn(async move {
+                if let Some(span) = span {
+                    span.end(Outcome::Failed {
+                        kind: "no_such_method",
+                        message: &msg,
+                    });
+                }
+                reply(&outbox, id, ReplyStatus::NoSuchMethod, msg.as_bytes()).await;
+            });
+            return Ok(());
+        };
+        let deadline = (req.deadline_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(u64::from(req.deadline_ms)));
+        let request = Request {
+            method: req.method.to_owned(),
+            body: plain.slice_ref(req.body),
+            deadline,
+            peer: self.peer,
+        };
+        let outbox = self.outbox.clone();
+        let max_body = self.shared.cfg.max_frame.saturating_sub(REPLY_OVERHEAD);
+        self.handlers.spawn(async move {
+            let fut = run_handler(handler(request), deadline);
+            let result = match &span {
+                Some(span) => span.run(fut).await,
+                None => fut.await,
+            };
+            let result = result.and_then(|body| {
+                if body.len() > max_body {
+                    Err((
+                        ReplyStatus::Error,
+                        HandlerError::new("reply too large for the frame limit"),
+                    ))
+                } else {
+                    Ok(body)
+                }
+            });
+            match &result {
+                Ok(body) => reply(&outbox, id, ReplyStatus::Ok, body).await,
+                Err((status, e)) => reply(&outbox, id, *status, e.message.as_bytes()).await,
+            }
+            if let Some(span) = span {
+                span.end(match &result {
+                    Ok(_) => Outcome::Ok,
+                    Err((status, e)) => Outcome::Failed {
+                        kind: status_kind(*status),
+                        message: &e.message,
+                    },
+                });
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Envelope and load bytes around a reply body: header, tag, and the
+/// MessagePack array with its id, status and bin-32 header.
+const REPLY_OVERHEAD: usize = crate::wire::HEADER_LEN + crate::wire::TAG_LEN + 1 + 9 + 1 + 5;
+
+/// Runs a handler to its deadline. A panic becomes an error reply rather
+/// than a silent loss the caller would only notice at its timeout.
 async fn run_handler(
     fut: impl Future<Output = Result<Bytes, HandlerError>>,
     deadline: Option<Instant>,
 ) -> Result<Bytes, (ReplyStatus, HandlerError)> {
-    let result = match deadline {
+    let fut = AssertUnwindSafe(fut).catch_unwind();
+    let caught = match deadline {
         Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
             Ok(r) => r,
             Err(_) => {
@@ -256,21 +288,25 @@ async fn run_handler(
         },
         None => fut.await,
     };
-    result.map_err(|e| (ReplyStatus::Error, e))
+    match caught {
+        Ok(result) => result.map_err(|e| (ReplyStatus::Error, e)),
+        Err(_) => Err((
+            ReplyStatus::Error,
+            HandlerError::new("the handler panicked"),
+        )),
+    }
 }
 
-fn reply(outbox: &Outbox, id: u64, status: ReplyStatus, body: &[u8]) {
-    let sealed = outbox.seal(Kind::Reply, unix_ms(), |b| {
-        load::encode(
-            &ReplyLoad {
-                id,
-                status: status as u8,
-                body,
-            },
-            b,
-        )
-    });
-    if let Err(e) = sealed {
+async fn reply(outbox: &Outbox, id: u64, status: ReplyStatus, body: &[u8]) {
+    let load = ReplyLoad {
+        id,
+        status: status as u8,
+        body,
+    };
+    if let Err(e) = outbox
+        .seal(Kind::Reply, unix_ms(), |b| load::encode(&load, b))
+        .await
+    {
         tracing::debug!("reply not sent: {e}");
     }
 }

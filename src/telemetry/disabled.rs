@@ -40,13 +40,18 @@ impl Telemetry {
     pub(crate) fn client_span(&self, _method: &str, _peer: Option<SocketAddr>) -> ClientSpan {
         match *self {}
     }
-    pub(crate) fn server_span(&self, _m: &str, _c: &[(&str, &str)], _p: SocketAddr) -> ServerSpan {
+    pub(crate) fn server_span(
+        &self,
+        _m: &str,
+        _c: &crate::context::Extracted,
+        _p: SocketAddr,
+    ) -> ServerSpan {
         match *self {}
     }
 }
 
 impl ClientSpan {
-    pub(crate) fn inject(&self, _out: &mut Vec<(String, String)>) {
+    pub(crate) fn w3c(&self) -> Option<(crate::context::TraceParent, String)> {
         match *self {}
     }
     pub(crate) fn end(self, _outcome: Outcome<'_>) {

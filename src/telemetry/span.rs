@@ -127,11 +127,11 @@ impl Telemetry {
     pub(crate) fn server_span(
         &self,
         method: &str,
-        carrier: &[(&str, &str)],
+        remote: &Extracted,
         peer: SocketAddr,
     ) -> ServerSpan {
-        let parent = match context::extract(carrier) {
-            Extracted::Valid(remote) => remote_parent(&remote),
+        let parent = match remote {
+            Extracted::Valid(remote) => remote_parent(remote),
             Extracted::None => Context::new(),
             Extracted::Invalid(e) => {
                 tracing::debug!("ignoring trace context from {peer}: {e}");
@@ -185,8 +185,15 @@ fn remote_parent(remote: &RemoteContext) -> Context {
     Context::new().with_remote_span_context(sc)
 }
 
+/// Longest error message recorded on a span (it may come from the peer).
+const MAX_MESSAGE: usize = 256;
+
 fn record(span: &opentelemetry::trace::SpanRef<'_>, outcome: Outcome<'_>) {
     if let Outcome::Failed { kind, message } = outcome {
+        let message = match message.char_indices().nth(MAX_MESSAGE) {
+            Some((i, _)) => &message[..i],
+            None => message,
+        };
         span.set_attribute(KeyValue::new("error.type", kind));
         span.add_event(
             "exception",
@@ -206,24 +213,21 @@ pub struct ClientSpan {
 }
 
 impl ClientSpan {
-    /// Writes `traceparent` (and `tracestate` when non-empty) into the load's
-    /// carrier — only if the span is recording.
-    pub(crate) fn inject(&self, out: &mut Vec<(String, String)>) {
+    /// This span's W3C context (`traceparent` fields and the `tracestate`
+    /// header), for the channel to inject. Sampled or not: the sampled flag
+    /// travels, so the receiver's parent-based sampler follows the caller.
+    pub(crate) fn w3c(&self) -> Option<(TraceParent, String)> {
         let span = self.cx.span();
-        if !span.is_recording() {
-            return;
-        }
         let sc = span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
         let parent = TraceParent {
             trace_id: context::TraceId(sc.trace_id().to_bytes()),
             parent_id: context::SpanId(sc.span_id().to_bytes()),
             flags: sc.trace_flags().to_u8(),
         };
-        out.push((context::TRACEPARENT.to_owned(), parent.to_header()));
-        let state = sc.trace_state().header();
-        if !state.is_empty() {
-            out.push((context::TRACESTATE.to_owned(), state));
-        }
+        Some((parent, sc.trace_state().header()))
     }
 
     /// Ends the span, recording a failure when there was one.

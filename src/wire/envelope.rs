@@ -24,7 +24,8 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 const KDF_INFO: &[u8] = b"sealrpc v1 session key";
-/// Sender sessions one connection may use at once (a rekey briefly needs 2).
+/// Sender sessions one connection keeps (a rekey briefly needs 2); adopting
+/// one more retires the oldest.
 pub const MAX_SESSIONS_PER_PEER: usize = 4;
 
 /// How many envelopes one derived key may seal.
@@ -52,7 +53,11 @@ fn derive(key: &Key, salt: &[u8; 16]) -> Aes256Gcm {
     let mut okm = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte output limit: cannot fail.
     let _ = Hkdf::<Sha256>::new(Some(salt), key.bytes()).expand(KDF_INFO, okm.as_mut_slice());
-    Aes256Gcm::new(&(*okm).into())
+    // From the slice: no temporary copy of the key outside `okm`.
+    match Aes256Gcm::new_from_slice(okm.as_slice()) {
+        Ok(cipher) => cipher,
+        Err(_) => unreachable!("HKDF output is exactly 32 bytes"),
+    }
 }
 
 fn nonce(seq: u64) -> Nonce<aes_gcm::aead::consts::U12> {
@@ -68,6 +73,7 @@ pub struct Sealer {
     cipher: Aes256Gcm,
     seq: u64,
     limits: SealerLimits,
+    binding: Option<[u8; 16]>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -94,7 +100,20 @@ impl Sealer {
             cipher,
             seq: 0,
             limits,
+            binding: None,
         }
+    }
+
+    /// This session's salt.
+    pub fn salt(&self) -> [u8; 16] {
+        self.salt
+    }
+
+    /// Binds every later envelope to `binding` (appended to the associated
+    /// data): replies are bound to the connection's first request session,
+    /// so a reply recorded on one connection never opens on another.
+    pub fn bind(&mut self, binding: [u8; 16]) {
+        self.binding = Some(binding);
     }
 
     /// True once the soft limit is reached: call [`rekey`](Self::rekey).
@@ -149,13 +168,39 @@ impl Sealer {
         let (head, body) = out[start..].split_at_mut(HEADER_LEN);
         let head: &mut [u8; HEADER_LEN] = head.try_into().map_err(|_| WireError::BadMagic)?;
         header.write(head);
+        let aad = Aad::new(head, self.binding.as_ref());
         let tag = self
             .cipher
-            .encrypt_inout_detached(&nonce(self.seq), head, body.into())
+            .encrypt_inout_detached(&nonce(self.seq), aad.bytes(), body.into())
             .map_err(|_| WireError::TooLarge { len, max: max_len })?;
         out.extend_from_slice(&tag);
         self.seq += 1;
         Ok(())
+    }
+}
+
+/// Associated data: the header, then the binding when there is one.
+struct Aad {
+    buf: [u8; HEADER_LEN + 16],
+    len: usize,
+}
+
+impl Aad {
+    fn new(header: &[u8], binding: Option<&[u8; 16]>) -> Aad {
+        let mut buf = [0u8; HEADER_LEN + 16];
+        buf[..HEADER_LEN].copy_from_slice(&header[..HEADER_LEN]);
+        let len = match binding {
+            Some(b) => {
+                buf[HEADER_LEN..].copy_from_slice(b);
+                HEADER_LEN + 16
+            }
+            None => HEADER_LEN,
+        };
+        Aad { buf, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -186,6 +231,7 @@ pub struct Opener {
     sessions: Vec<PeerSession>,
     /// The latest `now_ms` this opener was given (used when it is dropped).
     last_now_ms: u64,
+    binding: Option<[u8; 16]>,
 }
 
 impl Opener {
@@ -206,7 +252,13 @@ impl Opener {
             max_len,
             sessions: Vec::new(),
             last_now_ms: 0,
+            binding: None,
         }
+    }
+
+    /// Requires every envelope to be bound to `binding` (see [`Sealer::bind`]).
+    pub fn bind(&mut self, binding: [u8; 16]) {
+        self.binding = Some(binding);
     }
 
     /// Opens `frame` in place. On success the plaintext load is
@@ -248,9 +300,10 @@ impl Opener {
         let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
         let tag = Tag::<aes_gcm::aead::consts::U16>::try_from(&*tag)
             .map_err(|_| WireError::AuthenticationFailed)?;
+        let aad = Aad::new(head, self.binding.as_ref());
         session
             .cipher
-            .decrypt_inout_detached(&nonce(header.seq), head, body.into(), &tag)
+            .decrypt_inout_detached(&nonce(header.seq), aad.bytes(), body.into(), &tag)
             .map_err(|_| WireError::AuthenticationFailed)?;
         let i = match (idx, fresh) {
             (Some(i), _) => i,
@@ -272,6 +325,9 @@ impl Opener {
     }
 
     fn check_time(&self, sent_ms: u64, now_ms: u64) -> Result<(), WireError> {
+        if sent_ms < self.registry.not_before_ms() {
+            return Err(WireError::PredatesReceiver);
+        }
         if sent_ms.saturating_add(self.ttl_ms) < now_ms {
             return Err(WireError::Expired {
                 age_ms: now_ms - sent_ms,
@@ -312,11 +368,15 @@ impl Opener {
     }
 
     /// Called only after the first envelope of a new session authenticated.
+    /// At the per-peer limit the oldest session is retired (a sender that
+    /// rekeyed never goes back to an old salt), so rekeying never kills a
+    /// connection; the retired salt stays refused through the registry.
     fn adopt_session(&mut self, s: PeerSession, now_ms: u64) -> Result<usize, WireError> {
-        if self.sessions.len() >= MAX_SESSIONS_PER_PEER {
-            return Err(WireError::TooManySessions(MAX_SESSIONS_PER_PEER));
-        }
         self.registry.claim(&s.salt, now_ms)?;
+        if self.sessions.len() >= MAX_SESSIONS_PER_PEER {
+            let oldest = self.sessions.remove(0);
+            self.registry.release(&oldest.salt, now_ms);
+        }
         self.sessions.push(s);
         Ok(self.sessions.len() - 1)
     }

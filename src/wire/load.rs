@@ -80,7 +80,7 @@ impl ReplyStatus {
             1 => ReplyStatus::Error,
             2 => ReplyStatus::NoSuchMethod,
             3 => ReplyStatus::DeadlineExceeded,
-            other => return Err(WireError::BadLoad(format!("unknown reply status {other}"))),
+            _ => return Err(WireError::BadLoad("unknown reply status")),
         })
     }
 }
@@ -96,14 +96,15 @@ pub struct ReplyLoad<'a> {
 
 /// Appends the MessagePack encoding of `load` to `out`.
 pub fn encode<T: Serialize>(load: &T, out: &mut BytesMut) -> Result<(), WireError> {
-    rmp_serde::encode::write(&mut out.writer(), load).map_err(WireError::bad_load)
+    rmp_serde::encode::write(&mut out.writer(), load)
+        .map_err(|_| WireError::BadLoad("the load could not be encoded"))
 }
 
 /// Decodes a load from `buf`, borrowing from it. Trailing bytes are an error.
 pub fn decode<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, WireError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(buf);
     de.set_max_depth(16);
-    let v = T::deserialize(&mut de).map_err(WireError::bad_load)?;
+    let v = T::deserialize(&mut de).map_err(|e| WireError::BadLoad(reason(&e)))?;
     // rmp-serde exposes no "remaining" on a borrowing reader: reading one
     // more value must hit end-of-input, or there were trailing bytes.
     match serde::de::IgnoredAny::deserialize(&mut de) {
@@ -112,7 +113,22 @@ pub fn decode<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, WireError> {
         {
             Ok(v)
         }
-        _ => Err(WireError::BadLoad("trailing bytes after the load".into())),
+        _ => Err(WireError::BadLoad("trailing bytes after the load")),
+    }
+}
+
+/// A fixed description of a decode failure (never the decoder's message,
+/// which may quote the input).
+fn reason(e: &rmp_serde::decode::Error) -> &'static str {
+    use rmp_serde::decode::Error as E;
+    match e {
+        E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => "truncated MessagePack",
+        E::TypeMismatch(_) => "a field has the wrong MessagePack type",
+        E::OutOfRange => "an integer is out of range",
+        E::LengthMismatch(_) => "an array has the wrong number of fields",
+        E::Utf8Error(_) => "a string is not UTF-8",
+        E::DepthLimitExceeded => "nested too deeply",
+        _ => "not a valid load",
     }
 }
 
@@ -173,6 +189,21 @@ mod tests {
                 decode::<RequestLoad>(junk),
                 Err(WireError::BadLoad(_))
             ));
+        }
+    }
+
+    /// Regression: a decoder message quoting a multi-byte string used to be
+    /// cut inside a character (a panic). Errors now carry fixed phrases.
+    #[test]
+    fn errors_never_quote_the_input() {
+        let mut out = BytesMut::new();
+        let evil = format!("a{}", "€".repeat(100));
+        let fields: (u64, &str, &serde_bytes::Bytes, u32, &str) =
+            (1, "m", serde_bytes::Bytes::new(b""), 0, &evil);
+        encode(&fields, &mut out).expect("encode");
+        match decode::<RequestLoad>(&out) {
+            Err(WireError::BadLoad(reason)) => assert!(!reason.contains('€')),
+            other => panic!("{other:?}"),
         }
     }
 

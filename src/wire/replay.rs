@@ -81,12 +81,14 @@ pub struct SessionRegistry {
     entries: Mutex<HashMap<[u8; 16], Entry>>,
     retain_ms: u64,
     capacity: usize,
+    not_before_ms: u64,
 }
 
 impl SessionRegistry {
     /// `ttl_ms` is the envelope TTL; released sessions are kept `2 * ttl_ms`.
     pub fn new(ttl_ms: u64, capacity: usize) -> SessionRegistry {
         SessionRegistry {
+            not_before_ms: 0,
             entries: Mutex::new(HashMap::new()),
             retain_ms: ttl_ms.saturating_mul(2),
             capacity,
@@ -99,12 +101,12 @@ impl SessionRegistry {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = map.get(salt) {
             match *entry {
-                Entry::Retired { until_ms } if until_ms <= now_ms => {}
+                Entry::Retired { until_ms } if until_ms < now_ms => {}
                 _ => return Err(WireError::SessionReused),
             }
         }
         if map.len() >= self.capacity {
-            map.retain(|_, e| !matches!(*e, Entry::Retired { until_ms } if until_ms <= now_ms));
+            map.retain(|_, e| !matches!(*e, Entry::Retired { until_ms } if until_ms < now_ms));
             if map.len() >= self.capacity {
                 return Err(WireError::RegistryFull(self.capacity));
             }
@@ -122,6 +124,21 @@ impl SessionRegistry {
                 until_ms: now_ms.saturating_add(self.retain_ms),
             },
         );
+    }
+
+    /// Refuses every envelope sent before `ms`. A server sets its start
+    /// time: this in-memory registry knows nothing of sessions from before a
+    /// restart, so their captured envelopes must not be accepted. (Peers'
+    /// clocks must not run behind the receiver's by more than they can
+    /// tolerate being refused for, just after it starts.)
+    pub fn with_not_before(mut self, ms: u64) -> SessionRegistry {
+        self.not_before_ms = ms;
+        self
+    }
+
+    /// See [`with_not_before`](Self::with_not_before).
+    pub fn not_before_ms(&self) -> u64 {
+        self.not_before_ms
     }
 
     /// Entries held (live and retired).
@@ -159,8 +176,12 @@ mod tests {
         r.claim(&s, 0).expect("first claim");
         assert_eq!(r.claim(&s, 1), Err(WireError::SessionReused));
         r.release(&s, 10);
-        assert_eq!(r.claim(&s, 2009), Err(WireError::SessionReused));
-        assert!(r.claim(&s, 2010).is_ok());
+        assert_eq!(
+            r.claim(&s, 2010),
+            Err(WireError::SessionReused),
+            "still refused at the boundary"
+        );
+        assert!(r.claim(&s, 2011).is_ok());
     }
 
     #[test]

@@ -30,13 +30,15 @@ def seal(k, salt, seq, time_ms, kind, load):
     return header + AESGCM(session_key(k, salt)).encrypt(nonce, msgpack.packb(load, use_bin_type=True), header)
 
 
-def open_envelope(k, env, expect_kind):
+def open_envelope(k, env, expect_kind, binding=b""):
+    """binding: for replies, the salt of our first request on this connection."""
     if len(env) < 56 or env[:3] != b"SR\x01" or env[3] != expect_kind or env[4:8] != key_id(k):
         raise ValueError("not a valid envelope for this key: %r" % env[:8])
     header, salt = env[:40], env[8:24]
     seq, _time_ms = struct.unpack(">QQ", env[24:40])
     nonce = b"\0\0\0\0" + struct.pack(">Q", seq)
-    return msgpack.unpackb(AESGCM(session_key(k, salt)).decrypt(nonce, env[40:], header), raw=False)
+    aad = header + binding
+    return msgpack.unpackb(AESGCM(session_key(k, salt)).decrypt(nonce, env[40:], aad), raw=False)
 
 
 def check_vector():
@@ -66,11 +68,12 @@ def call(master, key_file, args):
     k = bytes.fromhex(open(key_file).read().strip())
     host, port = master[len("tcp://"):].rsplit(":", 1)
     body = msgpack.packb(args, use_bin_type=True)
-    env = seal(k, os.urandom(16), 0, int(time.time() * 1000), 1, [7, "test.echo", body, 5000])
+    salt = os.urandom(16)
+    env = seal(k, salt, 0, int(time.time() * 1000), 1, [7, "test.echo", body, 5000])
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(struct.pack(">I", len(env)) + env)
         (n,) = struct.unpack(">I", recv_exact(s, 4))
-        reply = open_envelope(k, recv_exact(s, n), 2)
+        reply = open_envelope(k, recv_exact(s, n), 2, binding=salt)
     rid, status, rbody = reply
     assert rid == 7 and status == 0, reply
     result = msgpack.unpackb(rbody, raw=False)

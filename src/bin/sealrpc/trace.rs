@@ -45,8 +45,15 @@ pub fn start(role: Role, a: &TraceArgs) -> Result<Option<Telemetry>, String> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("config {}: {e}", path.display()))?;
+            // The error's message and line only: its source excerpt could
+            // quote a secret (an OTLP header).
             toml::from_str::<ConfigFile>(&text)
-                .map_err(|e| format!("config {}: {e}", path.display()))?
+                .map_err(|e| {
+                    let line = e.span().map_or(0, |s| {
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    });
+                    format!("config {}: line {line}: {}", path.display(), e.message())
+                })?
                 .tracing
         }
         None => TracingSettings::default(),

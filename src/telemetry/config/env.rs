@@ -149,10 +149,11 @@ fn env_exporter(
 /// skipped, values percent-decoded. Later duplicates win.
 pub fn parse_pairs(key: &str, raw: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut out = BTreeMap::new();
-    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    let entries = raw.split(',').map(str::trim).filter(|e| !e.is_empty());
+    for (index, entry) in entries.enumerate() {
         let malformed = || ConfigError::MalformedPair {
             key: key.into(),
-            entry: entry.into(),
+            index: index + 1,
         };
         let (k, v) = entry.split_once('=').ok_or_else(malformed)?;
         let k = k.trim();
@@ -166,10 +167,7 @@ pub fn parse_pairs(key: &str, raw: &str) -> Result<BTreeMap<String, String>, Con
 
 /// Decodes `%XX` escapes; anything else is kept. Result must be UTF-8.
 pub fn percent_decode(key: &str, value: &str) -> Result<String, ConfigError> {
-    let bad = || ConfigError::BadPercentEncoding {
-        key: key.into(),
-        value: value.into(),
-    };
+    let bad = || ConfigError::BadPercentEncoding { key: key.into() };
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

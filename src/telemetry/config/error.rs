@@ -1,6 +1,8 @@
 //! Configuration and telemetry errors.
 /// A bad configuration value. Every variant names the offending key or
-/// environment variable (`key`) and, where there is one, the value.
+/// environment variable (`key`) and, where it cannot be a secret, the value.
+/// Header and resource lists (`k=v,…`) can carry credentials, so their
+/// errors give only the entry's position, never its text.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     /// Unknown exporter name.
@@ -19,11 +21,11 @@ pub enum ConfigError {
     #[error("{key}: invalid sampler ratio `{value}`: expected a number between 0 and 1")]
     InvalidSamplerArg { key: String, value: String },
     /// A `k=v,k=v` list entry without `=` or with an empty key.
-    #[error("{key}: malformed entry `{entry}`: expected key=value")]
-    MalformedPair { key: String, entry: String },
+    #[error("{key}: entry {index} is malformed: expected key=value")]
+    MalformedPair { key: String, index: usize },
     /// Bad `%XX` escape, or decoded bytes that are not UTF-8.
-    #[error("{key}: invalid percent-encoding in `{value}`")]
-    BadPercentEncoding { key: String, value: String },
+    #[error("{key}: invalid percent-encoding in a value")]
+    BadPercentEncoding { key: String },
     /// Header name or value that cannot be sent.
     #[error("{key}: invalid header `{name}` (names must be HTTP tokens, values printable ASCII)")]
     InvalidHeader { key: String, name: String },

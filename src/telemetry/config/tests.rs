@@ -278,6 +278,15 @@ fn headers_and_resource_parsing() {
             "{k}={v}: {got}"
         );
     }
+    // Header values are credentials: errors never quote them.
+    let secret = "authorization=Bearer%20sk-live-SECRET%zz";
+    let shown = env(&[(h, secret)]).unwrap_err().to_string();
+    assert!(
+        !shown.contains("SECRET") && !shown.contains("Bearer"),
+        "{shown}"
+    );
+    let shown = env(&[(h, "sk-live-SECRET")]).unwrap_err().to_string();
+    assert!(!shown.contains("SECRET"), "{shown}");
     let t = env(&[
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
         ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "250"),

@@ -4,6 +4,9 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 
+/// The most the read buffer grows by ahead of the data.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Reads length-delimited frames.
 pub struct FrameReader {
     io: OwnedReadHalf,
@@ -57,7 +60,10 @@ impl FrameReader {
         }
         let have = self.buf.len() - PREFIX_LEN;
         if have < len {
-            self.buf.reserve(len - have);
+            // Grow with the data actually arriving, not with the announced
+            // length: an unauthenticated peer cannot make us reserve 16 MiB
+            // by sending four bytes.
+            self.buf.reserve((len - have).min(READ_CHUNK));
             return Ok(None);
         }
         self.buf.advance(PREFIX_LEN);
