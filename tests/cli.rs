@@ -257,6 +257,29 @@ fn bad_input_gets_a_clear_error() {
     );
 }
 
+/// `sealrpc call test.ping` with the file exporter and a TRACEPARENT.
+#[cfg(feature = "otel")]
+fn traced_call(master: &Master, key: &Path, file: &Path, traceparent: &str) -> Output {
+    let mut a = vec![
+        "call",
+        "--master",
+        &master.url,
+        "--key",
+        key.to_str().expect("utf8"),
+    ];
+    a.extend_from_slice(&[
+        "--trace-exporter",
+        "file",
+        "--trace-file",
+        file.to_str().expect("utf8"),
+        "test.ping",
+    ]);
+    sealrpc(&a)
+        .env("TRACEPARENT", traceparent)
+        .output()
+        .expect("call")
+}
+
 #[cfg(feature = "otel")]
 fn spans_in(file: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
@@ -295,27 +318,12 @@ fn one_trace_from_a_shell_traceparent_through_cli_and_master_flushed_on_sigterm(
             master_file.to_str().expect("utf8"),
         ],
     );
-    let mut a = vec![
-        "call",
-        "--master",
-        &master.url,
-        "--key",
-        key.to_str().expect("utf8"),
-    ];
-    a.extend_from_slice(&[
-        "--trace-exporter",
-        "file",
-        "--trace-file",
-        cli_file.to_str().expect("utf8"),
-        "test.ping",
-    ]);
-    let out = sealrpc(&a)
-        .env(
-            "TRACEPARENT",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .output()
-        .expect("call");
+    let out = traced_call(
+        &master,
+        &key,
+        &cli_file,
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
     assert!(out.status.success(), "{out:?}");
     // The CLI flushed its spans before exiting: root and client are there.
     let cli = spans_in(&cli_file);
@@ -344,27 +352,12 @@ fn an_invalid_traceparent_warns_and_starts_a_new_trace() {
     let key = keygen(&dir, "k");
     let mut master = Master::start(&key, &[]);
     let cli_file = dir.join("cli.jsonl");
-    let mut a = vec![
-        "call",
-        "--master",
-        &master.url,
-        "--key",
-        key.to_str().expect("utf8"),
-    ];
-    a.extend_from_slice(&[
-        "--trace-exporter",
-        "file",
-        "--trace-file",
-        cli_file.to_str().expect("utf8"),
-        "test.ping",
-    ]);
-    let out = sealrpc(&a)
-        .env(
-            "TRACEPARENT",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-        )
-        .output()
-        .expect("call");
+    let out = traced_call(
+        &master,
+        &key,
+        &cli_file,
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    );
     assert!(out.status.success());
     assert!(
         text(&out.stderr).contains("warning: ignoring TRACEPARENT"),

@@ -5,12 +5,10 @@ mod support;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry_sdk::trace::SpanData;
 use sealrpc::channel::{ChannelConfig, Client, HandlerError};
-use sealrpc::keys::{Key, Keyring};
+use sealrpc::keys::Key;
 use sealrpc::tap::{contains, split_frames, Tap};
 use sealrpc::telemetry::memory::collecting;
-use sealrpc::wire::envelope::unix_ms;
-use sealrpc::wire::{load, Kind, Opener, RequestLoad, SessionRegistry};
-use std::sync::Arc;
+use sealrpc::wire::{load, RequestLoad};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn find<'a>(spans: &'a [SpanData], name: &str, kind: SpanKind) -> &'a SpanData {
@@ -143,22 +141,12 @@ async fn wire_capture_holds_no_trace_data_but_the_opened_load_does() {
     }
     assert!(!frames.iter().any(|f| contains(f, b"traceparent")));
     // An authenticated peer (holding the key) does see the context.
-    let mut opener = Opener::new(
-        Arc::new(Keyring::single(key)),
-        Arc::new(SessionRegistry::new(60_000, 8)),
-        Kind::Request,
-        60_000,
-        usize::MAX,
-    );
     let client_spans: Vec<&SpanData> = spans
         .iter()
         .filter(|s| s.span_kind == SpanKind::Client)
         .collect();
-    for mut f in split_frames(&up) {
-        let o = opener
-            .open(&mut f, unix_ms())
-            .expect("open captured request");
-        let req: RequestLoad = load::decode(&f[o.load]).expect("decode");
+    for (_, plain) in support::open_captured_requests(&key, &up) {
+        let req: RequestLoad = load::decode(&plain).expect("decode");
         let (name, tp) = req.trace.0[0];
         assert_eq!(name, "traceparent");
         let tp = sealrpc::context::TraceParent::parse(tp).expect("valid traceparent");

@@ -6,12 +6,10 @@ mod support;
 #[cfg(feature = "otel")]
 use opentelemetry::trace::{Span, Tracer};
 use sealrpc::channel::{ChannelConfig, Client};
-use sealrpc::keys::{Key, Keyring};
-use sealrpc::tap::{split_frames, Tap};
+use sealrpc::keys::Key;
+use sealrpc::tap::Tap;
 use sealrpc::telemetry::config::{resolve, Role, TracingSettings};
-use sealrpc::wire::envelope::unix_ms;
-use sealrpc::wire::{load, Kind, Opener, RequestLoad, SessionRegistry};
-use std::sync::Arc;
+use sealrpc::wire::{load, RequestLoad};
 
 fn thread_names() -> Vec<String> {
     let mut names = Vec::new();
@@ -53,26 +51,17 @@ async fn default_config_means_no_provider_no_thread_no_trace_bytes() {
     drop(client);
     server.stop().await;
 
-    let mut opener = Opener::new(
-        Arc::new(Keyring::single(key)),
-        Arc::new(SessionRegistry::new(60_000, 8)),
-        Kind::Request,
-        60_000,
-        usize::MAX,
-    );
-    let frames = split_frames(&tap.to_server());
-    assert_eq!(frames.len(), 3);
-    for mut f in frames {
-        let o = opener.open(&mut f, unix_ms()).expect("open");
-        let plain = &f[o.load];
-        let req: RequestLoad = load::decode(plain).expect("decode");
+    let opened = support::open_captured_requests(&key, &tap.to_server());
+    assert_eq!(opened.len(), 3);
+    for (envelope_len, plain) in opened {
+        let req: RequestLoad = load::decode(&plain).expect("decode");
         assert!(req.trace.0.is_empty(), "no trace field");
         assert_eq!(
             plain[0], 0x94,
             "the load is a 4-element array: no trace element at all"
         );
-        // The whole envelope: 4-byte frame prefix aside, header + load + tag and nothing else.
-        assert_eq!(f.len(), 40 + plain.len() + 16);
+        // Header + load + tag and nothing else.
+        assert_eq!(envelope_len, 40 + plain.len() + 16);
     }
 
     // The global provider is still the no-op one: its spans are invalid.

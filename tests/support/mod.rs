@@ -53,3 +53,22 @@ pub async fn start_with_grace(
 pub fn builtins() -> Router {
     sealrpc::builtin::register(Router::new())
 }
+
+/// Opens captured request frames as a peer holding `key` would: for each
+/// frame, its envelope length and its plaintext load. Panics (failing the
+/// test) if any frame does not open.
+pub fn open_captured_requests(key: &sealrpc::keys::Key, captured: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    use sealrpc::wire::{envelope::unix_ms, Kind, Opener, SessionRegistry};
+    let keyring = std::sync::Arc::new(sealrpc::keys::Keyring::single(key.clone()));
+    let registry = std::sync::Arc::new(SessionRegistry::new(60_000, 8));
+    let mut opener = Opener::new(keyring, registry, Kind::Request, 60_000, usize::MAX);
+    sealrpc::tap::split_frames(captured)
+        .into_iter()
+        .map(|mut f| {
+            let o = opener
+                .open(&mut f, unix_ms())
+                .expect("open a captured request");
+            (f.len(), f[o.load].to_vec())
+        })
+        .collect()
+}
