@@ -36,6 +36,8 @@ pub enum WireError {
     PredatesReceiver,
     #[error("envelope from the future: {ahead_ms} ms ahead, the limit is {ttl_ms} ms")]
     FromFuture { ahead_ms: u64, ttl_ms: u64 },
+    #[error("a new sender session before the current one reached its rekey limit")]
+    PrematureSession,
     #[error("session registry full ({0} entries): refusing new sessions")]
     RegistryFull(usize),
     #[error("key use limit reached: {0} envelopes under one session key; rekey required")]

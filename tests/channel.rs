@@ -298,3 +298,44 @@ fn hanging_router() -> (
     });
     (router, started_rx, dropped_rx)
 }
+
+/// Many large calls at once on two worker threads: every one completes, and
+/// the outbox's memory bound (a debug assertion on every seal) holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_256_kib_calls_complete_within_the_outbox_bound() {
+    let cfg = ChannelConfig::new(Key::generate());
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    let big = "x".repeat(256 * 1024);
+    let calls = (0..64).map(|_| {
+        let (client, big) = (client.clone(), big.clone());
+        async move {
+            let reply = client
+                .call("test.echo", args_body(&[big]).expect("body"))
+                .await
+                .expect("echo");
+            body_json(&reply).expect("json").as_str().map(str::len)
+        }
+    });
+    for len in futures::future::join_all(calls).await {
+        assert_eq!(len, Some(256 * 1024));
+    }
+    drop(client);
+    server.stop().await;
+}
+
+/// `Duration::MAX` means "as long as it takes", not an overflow panic.
+#[tokio::test]
+async fn an_unbounded_timeout_is_accepted() {
+    let mut cfg = ChannelConfig::new(Key::generate());
+    cfg.timeout = Duration::MAX;
+    let server = support::start(support::builtins(), cfg.clone()).await;
+    let client = Client::connect(&server.url(), cfg).await.expect("connect");
+    assert!(client.call("test.ping", Bytes::new()).await.is_ok());
+    assert!(client
+        .call_with_timeout("test.ping", Bytes::new(), Duration::MAX)
+        .await
+        .is_ok());
+    drop(client);
+    server.stop().await;
+}

@@ -508,3 +508,38 @@ fn a_header_time_near_the_maximum_is_from_the_future_not_a_panic() {
     );
     assert!(open_copy(&mut wide, &env, T0).is_ok());
 }
+
+/// With the channel's policy, one connection cannot mint sessions: a second
+/// salt is accepted only after the first sealed its rekey threshold.
+#[test]
+fn a_new_session_before_the_rekey_threshold_is_refused() {
+    let key = key_a();
+    let reg = registry();
+    let mut op = opener_for(&[&key], &reg, Kind::Request);
+    op.require_rekey_after(3);
+    let mut first = Sealer::new(key.clone(), [40; 16]);
+    let mut second = Sealer::new(key.clone(), [41; 16]);
+    assert!(open_copy(
+        &mut op,
+        &seal_req(&mut first, T0, &request(1, "m", b"")),
+        T0
+    )
+    .is_ok());
+    let early = seal_req(&mut second, T0, &request(2, "m", b""));
+    assert_eq!(
+        open_copy(&mut op, &early, T0),
+        Err(WireError::PrematureSession)
+    );
+    assert_eq!(reg.len(), 1, "the premature salt was not claimed");
+    for id in 3..5 {
+        assert!(open_copy(
+            &mut op,
+            &seal_req(&mut first, T0, &request(id, "m", b"")),
+            T0
+        )
+        .is_ok());
+    }
+    // The first session has now sealed 3 envelopes: a rekey is allowed.
+    assert!(open_copy(&mut op, &early, T0).is_ok());
+    op.close(T0);
+}

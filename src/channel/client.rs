@@ -7,7 +7,7 @@ use crate::error::{Error, WireError};
 use crate::telemetry::{ClientSpan, Outcome};
 use crate::wire::envelope::unix_ms;
 use crate::wire::load::{self, Carrier, ReplyLoad, ReplyStatus, RequestLoad};
-use crate::wire::{Kind, Opener, Sealer, SessionRegistry};
+use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
 use bytes::Bytes;
 use sealrpc_tcp::FrameReader;
 use std::collections::HashMap;
@@ -82,6 +82,7 @@ impl Client {
         );
         // Replies are bound to this connection's first request session.
         opener.bind(salt);
+        opener.require_rekey_after(SealerLimits::default().soft);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
         });
@@ -136,7 +137,7 @@ impl Client {
             .map(|t| t.client_span(method, Some(self.inner.peer)));
         // One deadline covers the whole call: waiting for a permit, for
         // outbox space (backpressure) and for the reply.
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = far_deadline(timeout);
         let call = self.call_inner(method, &body, deadline, span.as_ref());
         let result = match tokio::time::timeout_at(deadline, call).await {
             Ok(r) => r,
@@ -191,12 +192,11 @@ impl Client {
                 trace.push((context::TRACESTATE.to_owned(), state));
             }
         }
-        let load = RequestLoad {
+        let mut load = RequestLoad {
             id,
             method,
             body,
-            // The time left, rounded up: 0 would mean "no deadline".
-            deadline_ms: deadline_ms(deadline),
+            deadline_ms: 0,
             trace: Carrier(
                 trace
                     .iter()
@@ -206,7 +206,12 @@ impl Client {
         };
         inner
             .outbox
-            .seal(Kind::Request, unix_ms(), |b| load::encode(&load, b))
+            .seal(Kind::Request, |b| {
+                // The time left when the request is actually sealed (after
+                // any backpressure wait), rounded up: 0 means "no deadline".
+                load.deadline_ms = deadline_ms(deadline);
+                load::encode(&load, b)
+            })
             .await?;
         let (status, body) = match rx.await {
             Err(_) => return Err(Error::ConnectionClosed),
@@ -219,6 +224,14 @@ impl Client {
             ReplyStatus::DeadlineExceeded => Err(Error::DeadlineExceeded),
         }
     }
+}
+
+/// `now + timeout`, capped at about a century (`Duration::MAX` means "wait
+/// as long as it takes" and must not overflow the clock).
+fn far_deadline(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Milliseconds until `deadline`, at least 1, at most `u32::MAX`.

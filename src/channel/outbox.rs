@@ -3,11 +3,16 @@
 //! channel hop); one writer task swaps the buffer out and writes the whole
 //! batch with one syscall.
 //!
-//! Backpressure: while more than [`HIGH_WATER`] bytes wait to be written,
-//! `seal` waits. A peer that stops reading therefore stalls its own callers
-//! (and, on a server, its handlers, and then its reader): memory per
-//! connection stays below `HIGH_WATER` plus one frame.
+//! Backpressure: while [`HIGH_WATER`] bytes or more are queued or being
+//! written, `seal` waits; the check and the append happen under one lock,
+//! so outgoing memory per connection stays below `HIGH_WATER` plus one
+//! frame. A peer that stops reading therefore stalls its own callers (and,
+//! on a server, its handlers, and then its reader).
+//!
+//! The envelope's timestamp is read after the wait, under the lock, so a
+//! frame that waited is not sent stale.
 use crate::error::{Error, WireError};
+use crate::wire::envelope::unix_ms;
 use crate::wire::{Kind, Sealer};
 use bytes::BytesMut;
 use sealrpc_tcp::{push_frame_with, FrameWriter};
@@ -17,6 +22,8 @@ use tokio::sync::Notify;
 struct State {
     sealer: Sealer,
     buf: BytesMut,
+    /// Bytes the writer has taken and is still writing.
+    writing: usize,
     closed: bool,
 }
 
@@ -38,6 +45,7 @@ impl Outbox {
             state: Mutex::new(State {
                 sealer,
                 buf: BytesMut::with_capacity(16 * 1024),
+                writing: 0,
                 closed: false,
             }),
             ready: Notify::new(),
@@ -51,44 +59,56 @@ impl Outbox {
     }
 
     /// Seals one envelope of `kind` whose load `write_load` encodes,
-    /// waiting first while the queue is above [`HIGH_WATER`].
+    /// waiting first while [`HIGH_WATER`] bytes or more are pending.
+    /// `write_load` runs after the wait, so it may compute time-dependent
+    /// fields (a deadline) then.
     pub(crate) async fn seal(
         &self,
         kind: Kind,
-        now_ms: u64,
         write_load: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
     ) -> Result<(), Error> {
+        let mut write_load = Some(write_load);
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             // Registered before the check, so a drain in between is not lost.
             drained.as_mut().enable();
             {
-                let st = self.lock();
+                let mut st = self.lock();
                 if st.closed {
                     return Err(Error::ConnectionClosed);
                 }
-                if st.buf.len() < HIGH_WATER {
-                    break;
+                if st.buf.len() + st.writing < HIGH_WATER {
+                    if let Some(write_load) = write_load.take() {
+                        self.seal_locked(&mut st, kind, write_load)?;
+                    }
+                    drop(st);
+                    self.ready.notify_one();
+                    return Ok(());
                 }
             }
             drained.await;
         }
-        let mut st = self.lock();
-        if st.closed {
-            return Err(Error::ConnectionClosed);
-        }
+    }
+
+    fn seal_locked(
+        &self,
+        st: &mut State,
+        kind: Kind,
+        write_load: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+    ) -> Result<(), Error> {
         if st.sealer.needs_rekey() {
             st.sealer.rekey(super::config::random_salt());
         }
+        let now_ms = unix_ms();
         let State { sealer, buf, .. } = &mut *st;
         push_frame_with(buf, self.max_frame, |b| {
             sealer
                 .seal(kind, now_ms, self.max_frame, b, write_load)
                 .map_err(Error::from)
         })?;
-        drop(st);
-        self.ready.notify_one();
+        // The memory bound this module promises, checked in every test run.
+        debug_assert!(st.buf.len() + st.writing <= HIGH_WATER + self.max_frame + 4);
         Ok(())
     }
 
@@ -125,6 +145,7 @@ impl Outbox {
             let closed = {
                 let mut st = self.lock();
                 std::mem::swap(&mut st.buf, &mut spare);
+                st.writing = spare.len();
                 st.closed
             };
             if !spare.is_empty() {
@@ -133,6 +154,7 @@ impl Outbox {
                     self.close();
                     return;
                 }
+                self.lock().writing = 0;
                 self.drained.notify_waiters();
             }
             if closed {

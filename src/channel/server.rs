@@ -10,7 +10,7 @@ use crate::telemetry::Outcome;
 use crate::wire::envelope::unix_ms;
 use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
-use crate::wire::{Kind, Opener, Sealer, SessionRegistry};
+use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use sealrpc_tcp::{FrameError, FrameReader, FrameWriter, Listener};
@@ -74,6 +74,15 @@ impl Server {
     /// in-flight requests finish (up to the grace period) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        // The not-before check guards the first TTL after start (monotonic
+        // time); then the TTL check alone covers pre-start envelopes.
+        let registry = self.shared.registry.clone();
+        let ttl = self.shared.cfg.ttl;
+        let clear = tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            registry.clear_not_before();
+        });
+        let _clear = AbortOnDrop(clear);
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -116,14 +125,17 @@ async fn connection(
 ) {
     let cfg = &shared.cfg;
     let outbox = Outbox::new(Sealer::new(cfg.key.clone(), random_salt()), cfg.max_frame);
-    let writer_task = tokio::spawn(outbox.clone().run_writer(writer));
-    let opener = Opener::new(
+    // Aborted if this task is (at the end of the shutdown grace period):
+    // a writer stuck on a peer that stopped reading must not outlive it.
+    let mut writer_task = AbortOnDrop(tokio::spawn(outbox.clone().run_writer(writer)));
+    let mut opener = Opener::new(
         cfg.keyring.clone(),
         shared.registry.clone(),
         Kind::Request,
         cfg.ttl_ms(),
         cfg.max_frame,
     );
+    opener.require_rekey_after(SealerLimits::default().soft);
     let mut conn = Conn {
         peer,
         shared: shared.clone(),
@@ -169,8 +181,17 @@ async fn connection(
     }
     while conn.handlers.join_next().await.is_some() {}
     outbox.close();
-    let _ = writer_task.await;
+    let _ = (&mut writer_task.0).await;
     conn.opener.close(unix_ms());
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One connection's receive side.
@@ -303,10 +324,7 @@ async fn reply(outbox: &Outbox, id: u64, status: ReplyStatus, body: &[u8]) {
         status: status as u8,
         body,
     };
-    if let Err(e) = outbox
-        .seal(Kind::Reply, unix_ms(), |b| load::encode(&load, b))
-        .await
-    {
+    if let Err(e) = outbox.seal(Kind::Reply, |b| load::encode(&load, b)).await {
         tracing::debug!("reply not sent: {e}");
     }
 }

@@ -232,6 +232,7 @@ pub struct Opener {
     /// The latest `now_ms` this opener was given (used when it is dropped).
     last_now_ms: u64,
     binding: Option<[u8; 16]>,
+    rekey_after: Option<u64>,
 }
 
 impl Opener {
@@ -253,7 +254,16 @@ impl Opener {
             sessions: Vec::new(),
             last_now_ms: 0,
             binding: None,
+            rekey_after: None,
         }
+    }
+
+    /// One peer, one sender session at a time: a new session is accepted
+    /// only as the first, or once the newest one has sealed `threshold`
+    /// envelopes (a rekey). Without this, an authenticated peer could mint
+    /// salts on one connection to fill the receiver-wide registry.
+    pub fn require_rekey_after(&mut self, threshold: u64) {
+        self.rekey_after = Some(threshold);
     }
 
     /// Requires every envelope to be bound to `binding` (see [`Sealer::bind`]).
@@ -372,6 +382,12 @@ impl Opener {
     /// rekeyed never goes back to an old salt), so rekeying never kills a
     /// connection; the retired salt stays refused through the registry.
     fn adopt_session(&mut self, s: PeerSession, now_ms: u64) -> Result<usize, WireError> {
+        if let (Some(threshold), Some(newest)) = (self.rekey_after, self.sessions.last()) {
+            let used = newest.window.highest().map_or(0, |h| h.saturating_add(1));
+            if used < threshold {
+                return Err(WireError::PrematureSession);
+            }
+        }
         self.registry.claim(&s.salt, now_ms)?;
         if self.sessions.len() >= MAX_SESSIONS_PER_PEER {
             let oldest = self.sessions.remove(0);

@@ -10,6 +10,7 @@
 //!    which the timestamp check alone rejects its envelopes.
 use crate::error::WireError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const WINDOW_BITS: u64 = 1024;
@@ -33,6 +34,11 @@ impl ReplayWindow {
             return Err(WireError::Replayed { seq });
         }
         Ok(())
+    }
+
+    /// The highest sequence accepted so far.
+    pub fn highest(&self) -> Option<u64> {
+        self.top.checked_sub(1)
     }
 
     /// Records `seq` as seen. Call only after the envelope authenticated and
@@ -81,14 +87,14 @@ pub struct SessionRegistry {
     entries: Mutex<HashMap<[u8; 16], Entry>>,
     retain_ms: u64,
     capacity: usize,
-    not_before_ms: u64,
+    not_before_ms: AtomicU64,
 }
 
 impl SessionRegistry {
     /// `ttl_ms` is the envelope TTL; released sessions are kept `2 * ttl_ms`.
     pub fn new(ttl_ms: u64, capacity: usize) -> SessionRegistry {
         SessionRegistry {
-            not_before_ms: 0,
+            not_before_ms: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
             retain_ms: ttl_ms.saturating_mul(2),
             capacity,
@@ -131,14 +137,22 @@ impl SessionRegistry {
     /// restart, so their captured envelopes must not be accepted. (Peers'
     /// clocks must not run behind the receiver's by more than they can
     /// tolerate being refused for, just after it starts.)
-    pub fn with_not_before(mut self, ms: u64) -> SessionRegistry {
-        self.not_before_ms = ms;
+    pub fn with_not_before(self, ms: u64) -> SessionRegistry {
+        self.not_before_ms.store(ms, Ordering::Relaxed);
         self
+    }
+
+    /// Ends the not-before check. A server calls this once a TTL has passed
+    /// since it started (by the monotonic clock): from then on the TTL check
+    /// alone refuses pre-start envelopes, and a wall clock stepped backwards
+    /// cannot keep refusing clients for the size of the step.
+    pub fn clear_not_before(&self) {
+        self.not_before_ms.store(0, Ordering::Relaxed);
     }
 
     /// See [`with_not_before`](Self::with_not_before).
     pub fn not_before_ms(&self) -> u64 {
-        self.not_before_ms
+        self.not_before_ms.load(Ordering::Relaxed)
     }
 
     /// Entries held (live and retired).
