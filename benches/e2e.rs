@@ -9,13 +9,20 @@ use sealrpc::keys::Key;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 async fn sealed_client(rt_cfg: ChannelConfig) -> Client {
-    let server = Server::bind("tcp://127.0.0.1:0", sealrpc::builtin::register(Router::new()), rt_cfg.clone())
-        .await
-        .expect("bind");
+    let server = Server::bind(
+        "tcp://127.0.0.1:0",
+        sealrpc::builtin::register(Router::new()),
+        rt_cfg.clone(),
+    )
+    .await
+    .expect("bind");
     let url = format!("tcp://{}", server.local_addr().expect("addr"));
     tokio::spawn(server.run(std::future::pending()));
     Client::connect(&url, rt_cfg).await.expect("connect")
@@ -27,7 +34,8 @@ fn e2e(c: &mut Criterion) {
 
     let off = rt.block_on(sealed_client(ChannelConfig::new(Key::generate())));
     g.bench_function("sealed_ping_tracing_off", |b| {
-        b.to_async(&rt).iter(|| async { off.call("test.ping", Bytes::new()).await.expect("ping") })
+        b.to_async(&rt)
+            .iter(|| async { off.call("test.ping", Bytes::new()).await.expect("ping") })
     });
 
     #[cfg(feature = "otel")]
@@ -36,7 +44,10 @@ fn e2e(c: &mut Criterion) {
         #[derive(Debug)]
         struct Discard;
         impl opentelemetry_sdk::trace::SpanExporter for Discard {
-            async fn export(&self, _batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+            async fn export(
+                &self,
+                _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+            ) -> opentelemetry_sdk::error::OTelSdkResult {
                 Ok(())
             }
         }
@@ -48,13 +59,16 @@ fn e2e(c: &mut Criterion) {
         let cfg = ChannelConfig::new(Key::generate()).with_telemetry(Some(telemetry));
         let on = rt.block_on(sealed_client(cfg));
         g.bench_function("sealed_ping_tracing_on", |b| {
-            b.to_async(&rt).iter(|| async { on.call("test.ping", Bytes::new()).await.expect("ping") })
+            b.to_async(&rt)
+                .iter(|| async { on.call("test.ping", Bytes::new()).await.expect("ping") })
         });
     }
 
     // The floor: a raw echo of a 72-byte frame (about a sealed ping's size).
     let (mut tx, _echo) = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = l.local_addr().expect("addr");
         let echo = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");

@@ -72,7 +72,7 @@ pub enum Error {
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("transport: {0}")]
-    Transport(#[from] sealrpc_tcp::FrameError),
+    Transport(#[from] crate::transport::TransportError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("invalid address {0:?}: expected tcp://HOST:PORT")]

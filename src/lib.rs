@@ -12,6 +12,8 @@
 //!   trace inject/extract. `client` and `server` drive a frame transport.
 //! - [`telemetry`]: opt-in OpenTelemetry (cargo feature `otel`): config,
 //!   exporters, provider, client/server spans.
+//! - [`transport`]: the frame-transport interface (`FrameRecv`, `FrameSend`)
+//!   and the transports behind it; the channel sees nothing else.
 //! - [`keys`]: key files and the keyring.
 //! - [`error`]: typed errors.
 pub mod builtin;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod keys;
 pub mod tap;
 pub mod telemetry;
+pub mod transport;
 pub mod wire;
 
 pub use error::Error;

@@ -5,11 +5,11 @@ use super::outbox::Outbox;
 use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::{ClientSpan, Outcome};
+use crate::transport::{self, FrameRecv};
 use crate::wire::envelope::unix_ms;
 use crate::wire::load::{self, Carrier, ReplyLoad, ReplyStatus, RequestLoad};
 use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
 use bytes::Bytes;
-use sealrpc_tcp::FrameReader;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,13 +62,12 @@ impl Client {
     /// Connects to `tcp://HOST:PORT`.
     /// Gives up after the configured call timeout.
     pub async fn connect(url: &str, cfg: ChannelConfig) -> Result<Client, Error> {
-        let addr = parse_url(url)?;
-        let connecting = sealrpc_tcp::connect(addr, cfg.tcp());
-        let (reader, writer) = match tokio::time::timeout(cfg.timeout, connecting).await {
+        let endpoint = parse_url(url)?;
+        let connecting = transport::connect(&endpoint, cfg.max_frame);
+        let (reader, writer, peer) = match tokio::time::timeout(cfg.timeout, connecting).await {
             Ok(r) => r?,
             Err(_) => return Err(Error::ConnectTimeout(cfg.timeout)),
         };
-        let peer = reader.peer_addr().map_err(sealrpc_tcp::FrameError::Io)?;
         let salt = random_salt();
         let outbox = Outbox::new(Sealer::new(cfg.key.clone(), salt), cfg.max_frame);
         tokio::spawn(outbox.clone().run_writer(writer));
@@ -86,7 +85,13 @@ impl Client {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
         });
-        tokio::spawn(read_loop(reader, opener, shared.clone(), outbox.clone()));
+        tokio::spawn(read_loop(
+            reader,
+            peer,
+            opener,
+            shared.clone(),
+            outbox.clone(),
+        ));
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,
@@ -273,7 +278,8 @@ pub(crate) fn error_kind(e: &Error) -> &'static str {
 }
 
 async fn read_loop(
-    mut reader: FrameReader,
+    mut reader: impl FrameRecv,
+    peer: SocketAddr,
     mut opener: Opener,
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
@@ -306,13 +312,7 @@ async fn read_loop(
     };
     if let Some(e) = &reason {
         // Every pending and later call returns this error; log it only at debug.
-        tracing::debug!(
-            "closing connection to {}: {e}",
-            reader
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        );
+        tracing::debug!("closing connection to {peer}: {e}");
     }
     outbox.close();
     opener.close(unix_ms());

@@ -2,6 +2,7 @@
 use crate::error::Error;
 use crate::keys::{Key, Keyring};
 use crate::telemetry::Telemetry;
+use crate::transport::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ impl ChannelConfig {
             keyring: Arc::new(Keyring::single(key.clone())),
             key,
             ttl: Duration::from_secs(60),
-            max_frame: sealrpc_tcp::DEFAULT_MAX_FRAME,
+            max_frame: crate::transport::DEFAULT_MAX_FRAME,
             timeout: Duration::from_secs(30),
             max_in_flight: 4096,
             telemetry: None,
@@ -45,27 +46,14 @@ impl ChannelConfig {
         self
     }
 
-    pub(crate) fn tcp(&self) -> sealrpc_tcp::TcpConfig {
-        sealrpc_tcp::TcpConfig {
-            max_frame: self.max_frame,
-            ..Default::default()
-        }
-    }
-
     pub(crate) fn ttl_ms(&self) -> u64 {
         self.ttl.as_millis().min(u128::from(u64::MAX)) as u64
     }
 }
 
-/// Parses `tcp://HOST:PORT` into `HOST:PORT`.
-pub fn parse_url(url: &str) -> Result<&str, Error> {
-    let rest = url
-        .strip_prefix("tcp://")
-        .ok_or_else(|| Error::BadAddress(url.to_owned()))?;
-    match rest.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(rest),
-        _ => Err(Error::BadAddress(url.to_owned())),
-    }
+/// Parses an endpoint URL (`tcp://HOST:PORT`).
+pub fn parse_url(url: &str) -> Result<Endpoint, Error> {
+    Endpoint::parse(url).ok_or_else(|| Error::BadAddress(url.to_owned()))
 }
 
 pub(crate) fn random_salt() -> [u8; 16] {

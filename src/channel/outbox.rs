@@ -12,10 +12,10 @@
 //! The envelope's timestamp is read after the wait, under the lock, so a
 //! frame that waited is not sent stale.
 use crate::error::{Error, WireError};
+use crate::transport::{push_frame, FrameSend};
 use crate::wire::envelope::unix_ms;
 use crate::wire::{Kind, Sealer};
 use bytes::BytesMut;
-use sealrpc_tcp::{push_frame_with, FrameWriter};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -102,7 +102,7 @@ impl Outbox {
         }
         let now_ms = unix_ms();
         let State { sealer, buf, .. } = &mut *st;
-        push_frame_with(buf, self.max_frame, |b| {
+        push_frame(buf, self.max_frame, |b| {
             sealer
                 .seal(kind, now_ms, self.max_frame, b, write_load)
                 .map_err(Error::from)
@@ -120,7 +120,7 @@ impl Outbox {
     /// Queues an unauthenticated alert frame and closes the outbox.
     pub(crate) fn alert_and_close(&self, frame: &[u8]) {
         let mut st = self.lock();
-        let _ = push_frame_with(&mut st.buf, self.max_frame, |b| {
+        let _ = push_frame(&mut st.buf, self.max_frame, |b| {
             b.extend_from_slice(frame);
             Ok::<(), Error>(())
         });
@@ -139,7 +139,7 @@ impl Outbox {
 
     /// Writes batches until closed (then flushes and shuts the socket's
     /// write side) or until the socket fails.
-    pub(crate) async fn run_writer(self: Arc<Self>, mut writer: FrameWriter) {
+    pub(crate) async fn run_writer<W: FrameSend>(self: Arc<Self>, mut writer: W) {
         let mut spare = BytesMut::with_capacity(16 * 1024);
         loop {
             let closed = {
@@ -149,7 +149,7 @@ impl Outbox {
                 st.closed
             };
             if !spare.is_empty() {
-                if let Err(e) = writer.write_frames(&mut spare).await {
+                if let Err(e) = writer.send_batch(&mut spare).await {
                     tracing::debug!("write failed: {e}");
                     self.close();
                     return;
@@ -158,7 +158,7 @@ impl Outbox {
                 self.drained.notify_waiters();
             }
             if closed {
-                let _ = writer.shutdown().await;
+                writer.close().await;
                 return;
             }
             let empty = self.lock().buf.is_empty();

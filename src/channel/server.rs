@@ -7,13 +7,13 @@ use super::outbox::Outbox;
 use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::Outcome;
+use crate::transport::{FrameRecv, FrameSend, Listener, TransportError};
 use crate::wire::envelope::unix_ms;
 use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
 use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use sealrpc_tcp::{FrameError, FrameReader, FrameWriter, Listener};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -41,7 +41,7 @@ pub struct Server {
 impl Server {
     /// Binds `tcp://HOST:PORT` (port 0 picks a free port).
     pub async fn bind(url: &str, router: Router, cfg: ChannelConfig) -> Result<Server, Error> {
-        let listener = Listener::bind(parse_url(url)?, cfg.tcp()).await?;
+        let listener = Listener::bind(&parse_url(url)?, cfg.max_frame).await?;
         // Envelopes from before this server existed are replays by definition.
         let registry = Arc::new(
             SessionRegistry::new(cfg.ttl_ms(), REGISTRY_CAPACITY).with_not_before(unix_ms()),
@@ -65,9 +65,7 @@ impl Server {
 
     /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.listener
-            .local_addr()
-            .map_err(|e| Error::Transport(FrameError::Io(e)))
+        Ok(self.listener.local_addr()?)
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets
@@ -117,8 +115,8 @@ impl Server {
 }
 
 async fn connection(
-    mut reader: FrameReader,
-    writer: FrameWriter,
+    mut reader: impl FrameRecv,
+    writer: impl FrameSend,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -165,7 +163,7 @@ async fn connection(
                 Ok(None) => break false,
                 Err(e) => {
                     tracing::warn!("closing connection from {peer}: {e}");
-                    if matches!(e, FrameError::TooLarge { .. }) {
+                    if matches!(e, TransportError::TooLarge { .. }) {
                         outbox.alert_and_close(&alert_frame(AlertCode::Malformed));
                     }
                     break false;
