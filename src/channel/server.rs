@@ -68,6 +68,11 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
+    /// The URL clients connect to, e.g. `tcp://127.0.0.1:40111`.
+    pub fn local_url(&self) -> Result<String, Error> {
+        Ok(self.listener.local_url()?)
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets
     /// in-flight requests finish (up to the grace period) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {

@@ -98,6 +98,14 @@ impl Listener {
         }
     }
 
+    /// The URL a client connects to (the bound address with the scheme).
+    pub fn local_url(&self) -> Result<String, TransportError> {
+        let addr = self.local_addr()?;
+        match self {
+            Listener::Tcp(_) => Ok(format!("tcp://{addr}")),
+        }
+    }
+
     /// Accepts one connection.
     pub async fn accept(
         &self,

@@ -9,13 +9,15 @@ use tokio::task::JoinHandle;
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The URL clients connect to (any transport).
+    pub url: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), sealrpc::Error>>,
 }
 
 impl Running {
     pub fn url(&self) -> String {
-        format!("tcp://{}", self.addr)
+        self.url.clone()
     }
 
     /// Stops accepting, waits for in-flight handlers, returns.
@@ -32,22 +34,42 @@ pub async fn start(router: Router, cfg: ChannelConfig) -> Running {
     start_with_grace(router, cfg, std::time::Duration::from_secs(5)).await
 }
 
+/// Starts a server listening on `url` (port 0 picks a free port).
+pub async fn start_at(
+    url: &str,
+    router: Router,
+    cfg: ChannelConfig,
+    grace: std::time::Duration,
+) -> Running {
+    let server = Server::bind(url, router, cfg)
+        .await
+        .expect("bind")
+        .with_grace(grace);
+    run(server)
+}
+
 /// As [`start`], with the shutdown grace period for in-flight handlers.
 pub async fn start_with_grace(
     router: Router,
     cfg: ChannelConfig,
     grace: std::time::Duration,
 ) -> Running {
-    let server = Server::bind("tcp://127.0.0.1:0", router, cfg)
-        .await
-        .expect("bind")
-        .with_grace(grace);
+    start_at("tcp://127.0.0.1:0", router, cfg, grace).await
+}
+
+fn run(server: Server) -> Running {
     let addr = server.local_addr().expect("addr");
+    let url = server.local_url().expect("url");
     let (stop, rx) = oneshot::channel();
     let task = tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
-    Running { addr, stop, task }
+    Running {
+        addr,
+        url,
+        stop,
+        task,
+    }
 }
 
 pub fn builtins() -> Router {
@@ -72,3 +94,4 @@ pub fn open_captured_requests(key: &sealrpc::keys::Key, captured: &[u8]) -> Vec<
         })
         .collect()
 }
+pub mod conformance;
