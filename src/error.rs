@@ -75,7 +75,7 @@ pub enum Error {
     Transport(#[from] crate::transport::TransportError),
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("invalid address {0:?}: expected tcp://HOST:PORT")]
+    #[error("invalid address {0:?}: expected tcp://HOST:PORT or ws://HOST:PORT[/PATH]")]
     BadAddress(String),
     #[error("call {method} timed out after {after:?}")]
     Timeout { method: String, after: Duration },

@@ -95,7 +95,11 @@ impl Server {
                     Ok((r, w, peer)) => {
                         conns.spawn(connection(r, w, peer, self.shared.clone(), stop_rx.clone()));
                     }
+                    Err(e) if e.concerns_one_connection() => {
+                        tracing::debug!("connection refused during its handshake: {e}");
+                    }
                     Err(e) => {
+                        // e.g. out of file descriptors: back off briefly.
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }

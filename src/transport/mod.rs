@@ -7,6 +7,7 @@
 //! `u32 big-endian length ‖ payload` (built with [`push_frame`]). For TCP
 //! that is already the wire format, so a batch is written as is.
 mod tcp;
+mod ws;
 
 use bytes::BytesMut;
 use std::future::Future;
@@ -25,8 +26,23 @@ pub enum TransportError {
     TooLarge { len: usize, max: usize },
     #[error("connection closed in the middle of a frame")]
     UnexpectedEof,
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl TransportError {
+    /// Whether the error concerns one connection only (a failed handshake)
+    /// rather than the listener: a server keeps accepting at once.
+    pub fn concerns_one_connection(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Handshake(_) | TransportError::Protocol(_)
+        )
+    }
 }
 
 /// The receiving half of a connection.
@@ -58,29 +74,47 @@ pub fn push_frame(
     sealrpc_tcp::push_frame_with(batch, max_frame, fill)
 }
 
+/// Bytes of the length prefix of each frame in a batch.
+pub(crate) const PREFIX_LEN: usize = 4;
+
 /// A parsed endpoint URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// `tcp://HOST:PORT`
     Tcp(String),
+    /// `ws://HOST:PORT/PATH` (the path defaults to `/sealrpc`).
+    Ws { addr: String, path: String },
 }
 
 impl Endpoint {
-    /// Parses `tcp://HOST:PORT`. (ZeroMQ and WebSocket come with issue #3.)
+    /// Parses `tcp://HOST:PORT` or `ws://HOST:PORT[/PATH]`.
     pub fn parse(url: &str) -> Option<Endpoint> {
-        let rest = url.strip_prefix("tcp://")?;
-        match rest.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                Some(Endpoint::Tcp(rest.to_owned()))
-            }
-            _ => None,
+        if let Some(rest) = url.strip_prefix("tcp://") {
+            return host_port(rest).then(|| Endpoint::Tcp(rest.to_owned()));
         }
+        let rest = url.strip_prefix("ws://")?;
+        let (addr, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/sealrpc"),
+        };
+        host_port(addr).then(|| Endpoint::Ws {
+            addr: addr.to_owned(),
+            path: path.to_owned(),
+        })
     }
+}
+
+fn host_port(s: &str) -> bool {
+    matches!(s.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// A bound listener on some transport.
 pub enum Listener {
     Tcp(sealrpc_tcp::Listener),
+    Ws {
+        listener: sealrpc_ws::WsListener,
+        path: String,
+    },
 }
 
 impl Listener {
@@ -88,6 +122,10 @@ impl Listener {
     pub async fn bind(endpoint: &Endpoint, max_frame: usize) -> Result<Listener, TransportError> {
         match endpoint {
             Endpoint::Tcp(addr) => Ok(Listener::Tcp(TcpTransport::bind(addr, max_frame).await?)),
+            Endpoint::Ws { addr, path } => Ok(Listener::Ws {
+                listener: ws::bind(addr, path, max_frame).await?,
+                path: path.clone(),
+            }),
         }
     }
 
@@ -95,6 +133,7 @@ impl Listener {
     pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
         match self {
             Listener::Tcp(l) => Ok(l.local_addr()?),
+            Listener::Ws { listener, .. } => Ok(listener.local_addr()?),
         }
     }
 
@@ -103,15 +142,24 @@ impl Listener {
         let addr = self.local_addr()?;
         match self {
             Listener::Tcp(_) => Ok(format!("tcp://{addr}")),
+            Listener::Ws { path, .. } => Ok(format!("ws://{addr}{path}")),
         }
     }
 
-    /// Accepts one connection.
-    pub async fn accept(
-        &self,
-    ) -> Result<(impl FrameRecv, impl FrameSend, SocketAddr), TransportError> {
+    /// Accepts one connection. An `Err` for which
+    /// [`TransportError::concerns_one_connection`] is true (a failed
+    /// WebSocket handshake, say) says nothing about the listener: keep
+    /// accepting at once.
+    pub async fn accept(&self) -> Result<(AnyRecv, AnySend, SocketAddr), TransportError> {
         match self {
-            Listener::Tcp(l) => Ok(l.accept().await?),
+            Listener::Tcp(l) => {
+                let (r, w, peer) = l.accept().await?;
+                Ok((AnyRecv::Tcp(r), AnySend::Tcp(w), peer))
+            }
+            Listener::Ws { listener, .. } => {
+                let (r, w, peer) = listener.accept().await?;
+                Ok((AnyRecv::Ws(r), AnySend::Ws(w), peer))
+            }
         }
     }
 }
@@ -120,8 +168,52 @@ impl Listener {
 pub async fn connect(
     endpoint: &Endpoint,
     max_frame: usize,
-) -> Result<(impl FrameRecv, impl FrameSend, SocketAddr), TransportError> {
+) -> Result<(AnyRecv, AnySend, SocketAddr), TransportError> {
     match endpoint {
-        Endpoint::Tcp(addr) => TcpTransport::connect(addr, max_frame).await,
+        Endpoint::Tcp(addr) => {
+            let (r, w, peer) = TcpTransport::connect(addr, max_frame).await?;
+            Ok((AnyRecv::Tcp(r), AnySend::Tcp(w), peer))
+        }
+        Endpoint::Ws { addr, path } => {
+            let (r, w, peer) = ws::connect(&format!("ws://{addr}{path}"), path, max_frame).await?;
+            Ok((AnyRecv::Ws(r), AnySend::Ws(w), peer))
+        }
+    }
+}
+
+/// The receiving half of a connection on any transport.
+pub enum AnyRecv {
+    Tcp(sealrpc_tcp::FrameReader),
+    Ws(sealrpc_ws::WsReader),
+}
+
+/// The sending half of a connection on any transport.
+pub enum AnySend {
+    Tcp(sealrpc_tcp::FrameWriter),
+    Ws(sealrpc_ws::WsWriter),
+}
+
+impl FrameRecv for AnyRecv {
+    async fn recv(&mut self) -> Result<Option<BytesMut>, TransportError> {
+        match self {
+            AnyRecv::Tcp(r) => FrameRecv::recv(r).await,
+            AnyRecv::Ws(r) => FrameRecv::recv(r).await,
+        }
+    }
+}
+
+impl FrameSend for AnySend {
+    async fn send_batch(&mut self, batch: &mut BytesMut) -> Result<(), TransportError> {
+        match self {
+            AnySend::Tcp(w) => w.send_batch(batch).await,
+            AnySend::Ws(w) => w.send_batch(batch).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            AnySend::Tcp(w) => FrameSend::close(w).await,
+            AnySend::Ws(w) => FrameSend::close(w).await,
+        }
     }
 }

@@ -26,8 +26,8 @@ pub async fn run(a: MasterArgs) -> Result<(), String> {
     let server = Server::bind(&a.listen, router, cfg)
         .await
         .map_err(|e| e.to_string())?;
-    let addr = server.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("sealrpc master listening on tcp://{addr}");
+    let url = server.local_url().map_err(|e| e.to_string())?;
+    eprintln!("sealrpc master listening on {url}");
     let result = server
         .run(shutdown_signal())
         .await

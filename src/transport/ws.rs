@@ -1,0 +1,71 @@
+//! WebSocket behind the frame-transport interface (the `sealrpc-ws`
+//! package): each frame is one binary message.
+use super::{FrameRecv, FrameSend, TransportError};
+use bytes::{Buf, BytesMut};
+use sealrpc_ws::{WsConfig, WsError, WsReader, WsWriter};
+use std::net::SocketAddr;
+
+impl From<WsError> for TransportError {
+    fn from(e: WsError) -> TransportError {
+        match e {
+            WsError::TooLarge { len, max } => TransportError::TooLarge { len, max },
+            WsError::Handshake(m) => TransportError::Handshake(m),
+            WsError::Protocol(m) => TransportError::Protocol(m),
+            WsError::Io(e) => TransportError::Io(e),
+            other => TransportError::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl FrameRecv for WsReader {
+    async fn recv(&mut self) -> Result<Option<BytesMut>, TransportError> {
+        Ok(WsReader::recv(self).await?)
+    }
+}
+
+impl FrameSend for WsWriter {
+    /// Splits the length-prefixed batch into frames without copying and
+    /// sends each as one binary message, flushing once.
+    async fn send_batch(&mut self, batch: &mut BytesMut) -> Result<(), TransportError> {
+        let mut frames = batch.split().freeze();
+        while frames.len() >= super::PREFIX_LEN {
+            let len = u32::from_be_bytes([frames[0], frames[1], frames[2], frames[3]]) as usize;
+            frames.advance(super::PREFIX_LEN);
+            if frames.len() < len {
+                return Err(TransportError::Protocol(
+                    "truncated frame in a batch".into(),
+                ));
+            }
+            self.feed(frames.split_to(len)).await?;
+        }
+        Ok(self.flush().await?)
+    }
+
+    async fn close(self) {
+        let _ = WsWriter::close(self).await;
+    }
+}
+
+fn config(max_frame: usize, path: &str) -> WsConfig {
+    WsConfig {
+        max_frame,
+        path: path.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub(crate) async fn connect(
+    url: &str,
+    path: &str,
+    max_frame: usize,
+) -> Result<(WsReader, WsWriter, SocketAddr), TransportError> {
+    Ok(sealrpc_ws::connect(url, config(max_frame, path)).await?)
+}
+
+pub(crate) async fn bind(
+    addr: &str,
+    path: &str,
+    max_frame: usize,
+) -> Result<sealrpc_ws::WsListener, TransportError> {
+    Ok(sealrpc_ws::WsListener::bind(addr, config(max_frame, path)).await?)
+}
