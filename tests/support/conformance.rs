@@ -166,6 +166,118 @@ pub async fn trace_propagates_parent_to_child(url: &str) {
     assert_eq!(s.parent_span_id, c.span_context.span_id());
 }
 
+/// Payload bytes of every frame in a captured byte stream, as the wire
+/// carries them: TCP length-delimited frames, or WebSocket frames after the
+/// HTTP upgrade, unmasked (client frames are XOR-masked on the wire, so a
+/// naive search of masked bytes would pass vacuously).
+pub fn captured_payloads(url: &str, bytes: &[u8]) -> Vec<Vec<u8>> {
+    if url.starts_with("tcp://") {
+        return sealrpc::tap::split_frames(bytes);
+    }
+    let Some(start) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Vec::new();
+    };
+    let mut rest = &bytes[start + 4..];
+    let mut out = Vec::new();
+    while rest.len() >= 2 {
+        let masked = rest[1] & 0x80 != 0;
+        let (len, mut at) = match rest[1] & 0x7f {
+            126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+            127 if rest.len() >= 10 => (
+                u64::from_be_bytes(rest[2..10].try_into().expect("8 bytes")) as usize,
+                10,
+            ),
+            n if n < 126 => (n as usize, 2),
+            _ => break,
+        };
+        let mask = if masked {
+            let Some(m) = rest.get(at..at + 4) else { break };
+            at += 4;
+            [m[0], m[1], m[2], m[3]]
+        } else {
+            [0; 4]
+        };
+        let Some(payload) = rest.get(at..at + len) else {
+            break;
+        };
+        out.push(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect(),
+        );
+        rest = &rest[at + len..];
+    }
+    out
+}
+
+/// No trace id (hex or raw) and no `traceparent` in any frame on the wire,
+/// while a peer holding the key finds the context in every request.
+#[cfg(feature = "otel")]
+pub async fn no_trace_data_on_the_wire(url: &str) {
+    use opentelemetry::trace::SpanKind;
+    use sealrpc::tap::{contains, Tap};
+    let (telemetry, collector) = sealrpc::telemetry::memory::collecting("conformance");
+    let key = Key::generate();
+    let mut cfg = config().with_telemetry(Some(telemetry));
+    cfg.key = key.clone();
+    cfg.keyring = std::sync::Arc::new(sealrpc::keys::Keyring::single(key.clone()));
+    let server = start_at(url, raw_echo(), cfg.clone(), Duration::from_secs(5)).await;
+    let tap = Tap::start(server.addr).await.expect("tap");
+    let through_tap = server
+        .url()
+        .replace(&server.addr.to_string(), &tap.addr().to_string());
+    let client = Client::connect(&through_tap, cfg).await.expect("connect");
+    for _ in 0..3 {
+        client
+            .call("raw.echo", Bytes::from_static(b"x"))
+            .await
+            .expect("echo");
+    }
+    drop(client);
+    server.stop().await;
+    let spans = collector.spans();
+    let up = captured_payloads(url, &tap.to_server());
+    let down = captured_payloads(url, &tap.to_client());
+    assert!(
+        up.len() >= 3 && down.len() >= 3,
+        "captured {} up, {} down",
+        up.len(),
+        down.len()
+    );
+    for f in up.iter().chain(down.iter()) {
+        assert!(!contains(f, b"traceparent"));
+        for span in &spans {
+            let id = span.span_context.trace_id();
+            assert!(!contains(f, &id.to_bytes()) && !contains(f, id.to_string().as_bytes()));
+        }
+    }
+    // The capture is real: with the key, every request carries the context.
+    let requests: Vec<u8> = up
+        .iter()
+        .filter(|f| f.starts_with(b"SR\x01\x01"))
+        .flat_map(|f| {
+            let mut framed = (f.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(f);
+            framed
+        })
+        .collect();
+    let opened = super::open_captured_requests(&key, &requests);
+    assert_eq!(opened.len(), 3);
+    let clients = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Client)
+        .count();
+    assert_eq!(clients, 3);
+    for (_, plain) in opened {
+        assert!(
+            contains(&plain, b"traceparent"),
+            "the sealed load carries the context"
+        );
+    }
+}
+
 #[macro_export]
 macro_rules! conformance {
     ($name:ident, $url:expr) => {
@@ -186,6 +298,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn peer_vanishing_mid_request_is_an_error_not_a_hang() {
                 suite::peer_vanishing_mid_request_is_an_error_not_a_hang($url).await
+            }
+            #[cfg(feature = "otel")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn no_trace_data_on_the_wire() {
+                suite::no_trace_data_on_the_wire($url).await
             }
             #[cfg(feature = "otel")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
