@@ -339,3 +339,76 @@ async fn an_unbounded_timeout_is_accepted() {
     drop(client);
     server.stop().await;
 }
+
+/// One server on TCP and WebSocket at once: both serve, and they share one
+/// replay registry — an envelope sent over TCP and replayed over WebSocket
+/// is refused.
+#[tokio::test]
+async fn one_server_on_several_transports_shares_its_replay_defence() {
+    use sealrpc::wire::envelope::unix_ms;
+    use sealrpc::wire::load::{self, Carrier, RequestLoad};
+    use sealrpc::wire::{Kind, Sealer};
+    let key = Key::generate();
+    let cfg = ChannelConfig::new(key.clone());
+    let server = sealrpc::channel::Server::bind_all(
+        &["tcp://127.0.0.1:0", "ws://127.0.0.1:0/sealrpc"],
+        support::builtins(),
+        cfg.clone(),
+    )
+    .await
+    .expect("bind");
+    let urls = server.local_urls().expect("urls");
+    assert!(
+        urls[0].starts_with("tcp://") && urls[1].starts_with("ws://"),
+        "{urls:?}"
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    for url in &urls {
+        let client = Client::connect(url, cfg.clone()).await.expect("connect");
+        assert!(
+            client.call("test.ping", Bytes::new()).await.is_ok(),
+            "{url}"
+        );
+    }
+    // One sealed request, sent over TCP, then replayed over WebSocket.
+    let mut sealer = Sealer::new(key, [77; 16]);
+    let req = RequestLoad {
+        id: 1,
+        method: "test.ping",
+        body: b"",
+        deadline_ms: 0,
+        trace: Carrier::default(),
+    };
+    let mut env = bytes::BytesMut::new();
+    sealer
+        .seal(Kind::Request, unix_ms(), 1 << 20, &mut env, |b| {
+            load::encode(&req, b)
+        })
+        .expect("seal");
+    let tcp_addr = urls[0].trim_start_matches("tcp://");
+    let (mut r, mut w) = sealrpc_tcp::connect(tcp_addr, Default::default())
+        .await
+        .expect("tcp");
+    w.send(&env).await.expect("send");
+    let reply = r.recv().await.expect("recv").expect("a reply");
+    assert!(
+        sealrpc::wire::header::parse_alert(&reply).is_none(),
+        "accepted over TCP"
+    );
+    let (mut wr, mut ww, _) = sealrpc_ws::connect(&urls[1], Default::default())
+        .await
+        .expect("ws");
+    ww.send(env.freeze()).await.expect("send");
+    let refused = wr.recv().await.expect("recv").expect("an alert");
+    assert_eq!(
+        sealrpc::wire::header::parse_alert(&refused),
+        Some(1),
+        "the replay over WebSocket is refused"
+    );
+    drop((r, w));
+    let _ = stop.send(());
+    serving.await.expect("join").expect("run");
+}

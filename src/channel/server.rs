@@ -7,7 +7,7 @@ use super::outbox::Outbox;
 use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::Outcome;
-use crate::transport::{FrameRecv, FrameSend, Listener, TransportError};
+use crate::transport::{AnyRecv, AnySend, FrameRecv, FrameSend, Listener, TransportError};
 use crate::wire::envelope::unix_ms;
 use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
@@ -33,21 +33,38 @@ struct Shared {
 
 /// A bound server, not yet running.
 pub struct Server {
-    listener: Listener,
+    /// One or more listeners (e.g. TCP and WebSocket at once), one service.
+    listeners: Vec<Listener>,
     shared: Arc<Shared>,
     grace: Duration,
 }
 
 impl Server {
-    /// Binds `tcp://HOST:PORT` (port 0 picks a free port).
+    /// Binds `tcp://HOST:PORT` or `ws://HOST:PORT/PATH` (port 0 picks a free port).
     pub async fn bind(url: &str, router: Router, cfg: ChannelConfig) -> Result<Server, Error> {
-        let listener = Listener::bind(&parse_url(url)?, cfg.max_frame).await?;
+        Server::bind_all(&[url], router, cfg).await
+    }
+
+    /// Binds every URL: one server (one router, one replay registry)
+    /// listening on several transports at once.
+    pub async fn bind_all<S: AsRef<str>>(
+        urls: &[S],
+        router: Router,
+        cfg: ChannelConfig,
+    ) -> Result<Server, Error> {
+        if urls.is_empty() {
+            return Err(Error::BadAddress(String::new()));
+        }
+        let mut listeners = Vec::with_capacity(urls.len());
+        for url in urls {
+            listeners.push(Listener::bind(&parse_url(url.as_ref())?, cfg.max_frame).await?);
+        }
         // Envelopes from before this server existed are replays by definition.
         let registry = Arc::new(
             SessionRegistry::new(cfg.ttl_ms(), REGISTRY_CAPACITY).with_not_before(unix_ms()),
         );
         Ok(Server {
-            listener,
+            listeners,
             shared: Arc::new(Shared {
                 router,
                 cfg,
@@ -63,14 +80,26 @@ impl Server {
         self
     }
 
-    /// The bound address.
+    /// The bound address (of the first listener).
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        Ok(self.listener.local_addr()?)
+        Ok(self.first()?.local_addr()?)
     }
 
-    /// The URL clients connect to, e.g. `tcp://127.0.0.1:40111`.
+    /// The URL clients connect to (of the first listener), e.g.
+    /// `tcp://127.0.0.1:40111`.
     pub fn local_url(&self) -> Result<String, Error> {
-        Ok(self.listener.local_url()?)
+        Ok(self.first()?.local_url()?)
+    }
+
+    /// Every listener's URL, in the order bound.
+    pub fn local_urls(&self) -> Result<Vec<String>, Error> {
+        self.listeners.iter().map(|l| Ok(l.local_url()?)).collect()
+    }
+
+    fn first(&self) -> Result<&Listener, Error> {
+        self.listeners
+            .first()
+            .ok_or_else(|| Error::BadAddress(String::new()))
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets
@@ -91,7 +120,7 @@ impl Server {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
+                accepted = accept_any(&self.listeners) => match accepted {
                     Ok((r, w, peer)) => {
                         conns.spawn(connection(r, w, peer, self.shared.clone(), stop_rx.clone()));
                     }
@@ -190,6 +219,14 @@ async fn connection(
     outbox.close();
     let _ = (&mut writer_task.0).await;
     conn.opener.close(unix_ms());
+}
+
+/// The next connection on any listener (each `accept` is cancel-safe).
+async fn accept_any(
+    listeners: &[Listener],
+) -> Result<(AnyRecv, AnySend, SocketAddr), TransportError> {
+    let accepts = listeners.iter().map(|l| Box::pin(l.accept()));
+    futures::future::select_all(accepts).await.0
 }
 
 /// Aborts the task when dropped.

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct MasterArgs {
-    /// Address to listen on.
+    /// Address to listen on: tcp://HOST:PORT or ws://HOST:PORT/PATH. Repeat
+    /// to listen on several at once.
     #[arg(long, default_value = "tcp://127.0.0.1:4506")]
-    listen: String,
+    listen: Vec<String>,
     /// Key file (see `sealrpc keygen`).
     #[arg(long)]
     key: PathBuf,
@@ -23,11 +24,12 @@ pub async fn run(a: MasterArgs) -> Result<(), String> {
     let telemetry = trace::start(Role::Master, &a.trace)?;
     let cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
     let router = sealrpc::builtin::register(Router::new());
-    let server = Server::bind(&a.listen, router, cfg)
+    let server = Server::bind_all(&a.listen, router, cfg)
         .await
         .map_err(|e| e.to_string())?;
-    let url = server.local_url().map_err(|e| e.to_string())?;
-    eprintln!("sealrpc master listening on {url}");
+    for url in server.local_urls().map_err(|e| e.to_string())? {
+        eprintln!("sealrpc master listening on {url}");
+    }
     let result = server
         .run(shutdown_signal())
         .await
