@@ -1,112 +1,76 @@
 //! The client: `call(method, body)` with a deadline; many calls in flight on
-//! one connection, matched to replies by id.
-use super::config::{parse_url, random_salt, ChannelConfig};
-use super::outbox::Outbox;
+//! one connection, matched to replies by id; reconnection with backoff.
+use super::config::{parse_url, ChannelConfig, ReconnectPolicy};
+use super::connection::Connection;
 use crate::context;
-use crate::error::{Error, WireError};
+use crate::error::Error;
 use crate::telemetry::{ClientSpan, Outcome};
-use crate::transport::{self, FrameRecv};
-use crate::wire::envelope::unix_ms;
-use crate::wire::load::{self, Carrier, ReplyLoad, ReplyStatus, RequestLoad};
-use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
+use crate::transport::Endpoint;
+use crate::wire::load::{self, Carrier, ReplyStatus, RequestLoad};
+use crate::wire::Kind;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
-type ReplyResult = Result<(ReplyStatus, Bytes), Error>;
-
-#[derive(Default)]
-struct Pending {
-    waiting: HashMap<u64, oneshot::Sender<ReplyResult>>,
-    /// Set once the connection is gone: `Some(reason)`.
-    closed: Option<Option<WireError>>,
-}
-
-struct Shared {
-    pending: Mutex<Pending>,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 struct Inner {
-    shared: Arc<Shared>,
-    outbox: Arc<Outbox>,
+    cfg: ChannelConfig,
+    endpoint: Endpoint,
+    /// The live connection; replaced when it ends and a call reconnects.
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Serialises reconnect attempts; holds the backoff state.
+    reconnect: tokio::sync::Mutex<Backoff>,
     next_id: AtomicU64,
     permits: Semaphore,
-    cfg: ChannelConfig,
-    peer: SocketAddr,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.outbox.close();
-    }
 }
 
 /// A connection to a sealrpc server. Clone it freely: clones share the
 /// connection. The connection closes when the last clone is dropped.
+///
+/// When the connection ends (the server restarted, say), calls in flight
+/// fail with a typed error and the next call reconnects, with jittered
+/// exponential backoff between failed attempts, within its own deadline
+/// (see [`ChannelConfig::reconnect`]).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
 impl Client {
-    /// Connects to `tcp://HOST:PORT`.
+    /// Connects to `tcp://HOST:PORT` or `ws://HOST:PORT/PATH`.
     /// Gives up after the configured call timeout.
     pub async fn connect(url: &str, cfg: ChannelConfig) -> Result<Client, Error> {
         let endpoint = parse_url(url)?;
-        let connecting = transport::connect(&endpoint, cfg.max_frame);
-        let (reader, writer, peer) = match tokio::time::timeout(cfg.timeout, connecting).await {
+        let connecting = Connection::open(&endpoint, &cfg);
+        let conn = match tokio::time::timeout(cfg.timeout, connecting).await {
             Ok(r) => r?,
             Err(_) => return Err(Error::ConnectTimeout(cfg.timeout)),
         };
-        let salt = random_salt();
-        let outbox = Outbox::new(Sealer::new(cfg.key.clone(), salt), cfg.max_frame);
-        tokio::spawn(outbox.clone().run_writer(writer));
-        let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), 64));
-        let mut opener = Opener::new(
-            cfg.keyring.clone(),
-            registry,
-            Kind::Reply,
-            cfg.ttl_ms(),
-            cfg.max_frame,
-        );
-        // Replies are bound to this connection's first request session.
-        opener.bind(salt);
-        opener.require_rekey_after(SealerLimits::default().soft);
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending::default()),
-        });
-        tokio::spawn(read_loop(
-            reader,
-            peer,
-            opener,
-            shared.clone(),
-            outbox.clone(),
-        ));
         Ok(Client {
             inner: Arc::new(Inner {
-                shared,
-                outbox,
+                endpoint,
+                current: Mutex::new(Some(Arc::new(conn))),
+                reconnect: tokio::sync::Mutex::new(Backoff::default()),
                 next_id: AtomicU64::new(1),
                 permits: Semaphore::new(cfg.max_in_flight.max(1)),
                 cfg,
-                peer,
             }),
         })
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.inner.peer
+    /// The server's address (of the current connection, if there is one).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.current().map(|c| c.peer)
+    }
+
+    /// Completes when the current connection has ended (the server closed
+    /// it, restarted, or refused an envelope). The next call reconnects.
+    pub async fn disconnected(&self) {
+        if let Some(c) = self.current() {
+            c.waiting.ended().await;
+        }
     }
 
     /// Calls `method` with `body`, waiting at most the configured timeout.
@@ -139,7 +103,7 @@ impl Client {
             .cfg
             .telemetry
             .as_ref()
-            .map(|t| t.client_span(method, Some(self.inner.peer)));
+            .map(|t| t.client_span(method, self.peer_addr()));
         // One deadline covers the whole call: waiting for a permit, for
         // outbox space (backpressure) and for the reply.
         let deadline = far_deadline(timeout);
@@ -176,19 +140,11 @@ impl Client {
             .acquire()
             .await
             .map_err(|_| Error::ConnectionClosed)?;
+        let conn = self.connection(deadline).await?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
-            let mut p = inner.shared.lock();
-            if let Some(reason) = &p.closed {
-                return Err(closed_error(reason));
-            }
-            p.waiting.insert(id, tx);
-        }
-        let _guard = PendingGuard {
-            shared: &inner.shared,
-            id,
-        };
+        conn.waiting.register(id, tx)?;
+        let _guard = PendingGuard { conn: &conn, id };
         // The only place a trace context enters a load.
         let mut trace = Vec::new();
         if let Some((parent, state)) = span.and_then(ClientSpan::w3c) {
@@ -209,8 +165,7 @@ impl Client {
                     .collect(),
             ),
         };
-        inner
-            .outbox
+        conn.outbox
             .seal(Kind::Request, |b| {
                 // The time left when the request is actually sealed (after
                 // any backpressure wait), rounded up: 0 means "no deadline".
@@ -231,6 +186,89 @@ impl Client {
     }
 }
 
+impl Client {
+    fn current(&self) -> Option<Arc<Connection>> {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The live connection, reconnecting if it has ended (and reconnecting
+    /// is on), within `deadline`.
+    async fn connection(&self, deadline: tokio::time::Instant) -> Result<Arc<Connection>, Error> {
+        let dead = match self.current() {
+            Some(c) if !c.is_closed() => return Ok(c),
+            other => other,
+        };
+        let Some(policy) = self.inner.cfg.reconnect else {
+            // Reconnecting is off: report why the connection ended.
+            return Err(dead
+                .and_then(|c| c.waiting.closed_reason())
+                .unwrap_or(Error::ConnectionClosed));
+        };
+        let mut backoff = self.inner.reconnect.lock().await;
+        loop {
+            // Another call may have reconnected while this one waited.
+            if let Some(c) = self.current().filter(|c| !c.is_closed()) {
+                return Ok(c);
+            }
+            if let Some(at) = backoff.next_attempt {
+                if at >= deadline {
+                    return Err(Error::ConnectionClosed);
+                }
+                tokio::time::sleep_until(at).await;
+            }
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                Connection::open(&self.inner.endpoint, &self.inner.cfg),
+            );
+            match attempt.await {
+                Ok(Ok(conn)) => {
+                    backoff.reset();
+                    let conn = Arc::new(conn);
+                    *self.inner.current.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(conn.clone());
+                    return Ok(conn);
+                }
+                Ok(Err(e)) => {
+                    backoff.failed(&policy);
+                    tracing::debug!("reconnect to {:?} failed: {e}", self.inner.endpoint);
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                }
+                Err(_) => return Err(Error::ConnectionClosed),
+            }
+        }
+    }
+}
+
+/// Reconnect backoff state: the first attempt after a loss is immediate;
+/// after each failure the wait doubles from `initial` up to `max`, and each
+/// wait is drawn uniformly from its upper half (jitter), so many clients
+/// losing one master do not reconnect in lockstep.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    next_attempt: Option<tokio::time::Instant>,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+
+    fn failed(&mut self, policy: &ReconnectPolicy) {
+        let exp = policy.initial.saturating_mul(1u32 << self.failures.min(16));
+        let cap = exp.min(policy.max);
+        let jittered = cap.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+        self.failures = self.failures.saturating_add(1);
+        self.next_attempt = Some(tokio::time::Instant::now() + jittered);
+    }
+}
+
 /// `now + timeout`, capped at about a century (`Duration::MAX` means "wait
 /// as long as it takes" and must not overflow the clock).
 fn far_deadline(timeout: Duration) -> tokio::time::Instant {
@@ -248,20 +286,13 @@ fn deadline_ms(deadline: tokio::time::Instant) -> u32 {
 /// Removes a call's pending entry however the call ends (reply, timeout,
 /// or the caller dropping the future).
 struct PendingGuard<'a> {
-    shared: &'a Shared,
+    conn: &'a Connection,
     id: u64,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.shared.lock().waiting.remove(&self.id);
-    }
-}
-
-fn closed_error(reason: &Option<WireError>) -> Error {
-    match reason {
-        Some(e) => Error::Wire(e.clone()),
-        None => Error::ConnectionClosed,
+        self.conn.waiting.remove(self.id);
     }
 }
 
@@ -274,54 +305,5 @@ pub(crate) fn error_kind(e: &Error) -> &'static str {
         Error::Wire(_) => "envelope",
         Error::ConnectionClosed | Error::Transport(_) => "transport",
         _ => "other",
-    }
-}
-
-async fn read_loop(
-    mut reader: impl FrameRecv,
-    peer: SocketAddr,
-    mut opener: Opener,
-    shared: Arc<Shared>,
-    outbox: Arc<Outbox>,
-) {
-    let reason = loop {
-        let mut frame = match reader.recv().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break None,
-            Err(e) => {
-                tracing::debug!("client read: {e}");
-                break None;
-            }
-        };
-        let opened = match opener.open(&mut frame, unix_ms()) {
-            Ok(o) => o,
-            Err(e) => break Some(e),
-        };
-        let frame = frame.freeze();
-        let plain = frame.slice(opened.load);
-        let reply = match load::decode::<ReplyLoad>(&plain)
-            .and_then(|r| Ok((r.id, ReplyStatus::from_u8(r.status)?, r.body)))
-        {
-            Ok((id, status, body)) => (id, status, plain.slice_ref(body)),
-            Err(e) => break Some(e),
-        };
-        let waiter = shared.lock().waiting.remove(&reply.0);
-        if let Some(tx) = waiter {
-            let _ = tx.send(Ok((reply.1, reply.2)));
-        }
-    };
-    if let Some(e) = &reason {
-        // Every pending and later call returns this error; log it only at debug.
-        tracing::debug!("closing connection to {peer}: {e}");
-    }
-    outbox.close();
-    opener.close(unix_ms());
-    let waiting = {
-        let mut p = shared.lock();
-        p.closed = Some(reason.clone());
-        std::mem::take(&mut p.waiting)
-    };
-    for (_, tx) in waiting {
-        let _ = tx.send(Err(closed_error(&reason)));
     }
 }

@@ -23,11 +23,32 @@ pub struct ChannelConfig {
     pub max_in_flight: usize,
     /// Tracing; `None` = off (no spans, nothing injected or extracted).
     pub telemetry: Option<Telemetry>,
+    /// Client reconnection after the connection ends; `None` = never.
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+/// Jittered exponential backoff between failed reconnect attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// The wait after the first failed attempt (before jitter).
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    /// 100 ms doubling up to 5 s.
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        }
+    }
 }
 
 impl ChannelConfig {
     /// Defaults: 60 s TTL, 16 MiB frames, 30 s call timeout, 4096 in flight,
-    /// tracing off.
+    /// tracing off, reconnect with 100 ms → 5 s backoff.
     pub fn new(key: Key) -> ChannelConfig {
         ChannelConfig {
             keyring: Arc::new(Keyring::single(key.clone())),
@@ -37,6 +58,7 @@ impl ChannelConfig {
             timeout: Duration::from_secs(30),
             max_in_flight: 4096,
             telemetry: None,
+            reconnect: Some(ReconnectPolicy::default()),
         }
     }
 

@@ -7,11 +7,12 @@
 //! see methods, bodies and errors.
 mod client;
 mod config;
+mod connection;
 mod handler;
 mod outbox;
 mod server;
 
 pub use client::Client;
-pub use config::{parse_url, ChannelConfig};
+pub use config::{parse_url, ChannelConfig, ReconnectPolicy};
 pub use handler::{HandlerError, Request, Router};
 pub use server::Server;

@@ -166,6 +166,39 @@ pub async fn trace_propagates_parent_to_child(url: &str) {
     assert_eq!(s.parent_span_id, c.span_context.span_id());
 }
 
+/// The master restarting: the client notices (an event, not a sleep),
+/// reconnects on its own, and later calls succeed.
+pub async fn clients_reconnect_after_the_server_restarts(url: &str) {
+    let cfg = config();
+    let first = start_at(url, raw_echo(), cfg.clone(), Duration::from_secs(5)).await;
+    let fixed_url = first.url(); // the same address and port, for the restart
+    let client = Client::connect(&fixed_url, cfg.clone())
+        .await
+        .expect("connect");
+    assert_eq!(
+        &client
+            .call("raw.echo", Bytes::from_static(b"1"))
+            .await
+            .expect("before")[..],
+        b"1"
+    );
+    first.stop().await;
+    tokio::time::timeout(Duration::from_secs(60), client.disconnected())
+        .await
+        .expect("the client noticed");
+    let second = start_at(&fixed_url, raw_echo(), cfg, Duration::from_secs(5)).await;
+    assert_eq!(second.url(), fixed_url);
+    for i in 0..3u8 {
+        let reply = client
+            .call("raw.echo", Bytes::from(vec![i]))
+            .await
+            .expect("after the restart");
+        assert_eq!(&reply[..], &[i]);
+    }
+    drop(client);
+    second.stop().await;
+}
+
 /// Payload bytes of every frame in a captured byte stream, as the wire
 /// carries them: TCP length-delimited frames, or WebSocket frames after the
 /// HTTP upgrade, unmasked (client frames are XOR-masked on the wire, so a
@@ -294,6 +327,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn loads_up_to_the_maximum_and_a_typed_error_beyond() {
                 suite::loads_up_to_the_maximum_and_a_typed_error_beyond($url).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn clients_reconnect_after_the_server_restarts() {
+                suite::clients_reconnect_after_the_server_restarts($url).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn peer_vanishing_mid_request_is_an_error_not_a_hang() {

@@ -1,0 +1,185 @@
+//! One live client connection: the outbox it seals into, the calls waiting
+//! for replies, and the task that reads, opens and dispatches replies.
+use super::config::{random_salt, ChannelConfig};
+use super::outbox::Outbox;
+use crate::error::{Error, WireError};
+use crate::transport::{self, Endpoint, FrameRecv};
+use crate::wire::envelope::unix_ms;
+use crate::wire::load::{self, ReplyLoad, ReplyStatus};
+use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+pub(crate) type ReplyResult = Result<(ReplyStatus, Bytes), Error>;
+
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<u64, oneshot::Sender<ReplyResult>>,
+    /// Set once the connection is gone: `Some(reason)`.
+    closed: Option<Option<WireError>>,
+}
+
+/// The calls waiting on one connection (shared with its read task).
+#[derive(Default)]
+pub(crate) struct Waiting {
+    pending: Mutex<Pending>,
+    ended: tokio::sync::Notify,
+}
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why the connection ended, once it has.
+    pub(crate) fn closed_reason(&self) -> Option<Error> {
+        self.lock().closed.as_ref().map(closed_error)
+    }
+
+    /// Completes when the connection has ended.
+    pub(crate) async fn ended(&self) {
+        loop {
+            let notified = self.ended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Registers call `id`, unless the connection is already gone.
+    pub(crate) fn register(&self, id: u64, tx: oneshot::Sender<ReplyResult>) -> Result<(), Error> {
+        let mut p = self.lock();
+        if let Some(reason) = &p.closed {
+            return Err(closed_error(reason));
+        }
+        p.waiting.insert(id, tx);
+        Ok(())
+    }
+
+    /// Forgets call `id` (replied, timed out, or dropped by its caller).
+    pub(crate) fn remove(&self, id: u64) {
+        self.lock().waiting.remove(&id);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+}
+
+/// A connection. Dropping it closes the connection (its outbox).
+pub(crate) struct Connection {
+    pub(crate) waiting: Arc<Waiting>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) peer: SocketAddr,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.outbox.close();
+    }
+}
+
+impl Connection {
+    /// Connects and starts the writer and reader tasks.
+    pub(crate) async fn open(
+        endpoint: &Endpoint,
+        cfg: &ChannelConfig,
+    ) -> Result<Connection, Error> {
+        let (reader, writer, peer) = transport::connect(endpoint, cfg.max_frame).await?;
+        let salt = random_salt();
+        let outbox = Outbox::new(Sealer::new(cfg.key.clone(), salt), cfg.max_frame);
+        tokio::spawn(outbox.clone().run_writer(writer));
+        let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), 64));
+        let mut opener = Opener::new(
+            cfg.keyring.clone(),
+            registry,
+            Kind::Reply,
+            cfg.ttl_ms(),
+            cfg.max_frame,
+        );
+        // Replies are bound to this connection's first request session.
+        opener.bind(salt);
+        opener.require_rekey_after(SealerLimits::default().soft);
+        let waiting = Arc::new(Waiting::default());
+        tokio::spawn(read_loop(
+            reader,
+            peer,
+            opener,
+            waiting.clone(),
+            outbox.clone(),
+        ));
+        Ok(Connection {
+            waiting,
+            outbox,
+            peer,
+        })
+    }
+
+    /// Whether the connection has ended (its read task finished).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.waiting.is_closed()
+    }
+}
+
+fn closed_error(reason: &Option<WireError>) -> Error {
+    match reason {
+        Some(e) => Error::Wire(e.clone()),
+        None => Error::ConnectionClosed,
+    }
+}
+
+async fn read_loop(
+    mut reader: impl FrameRecv,
+    peer: SocketAddr,
+    mut opener: Opener,
+    waiting: Arc<Waiting>,
+    outbox: Arc<Outbox>,
+) {
+    let reason = loop {
+        let mut frame = match reader.recv().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break None,
+            Err(e) => {
+                tracing::debug!("client read: {e}");
+                break None;
+            }
+        };
+        let opened = match opener.open(&mut frame, unix_ms()) {
+            Ok(o) => o,
+            Err(e) => break Some(e),
+        };
+        let frame = frame.freeze();
+        let plain = frame.slice(opened.load);
+        let reply = match load::decode::<ReplyLoad>(&plain)
+            .and_then(|r| Ok((r.id, ReplyStatus::from_u8(r.status)?, r.body)))
+        {
+            Ok((id, status, body)) => (id, status, plain.slice_ref(body)),
+            Err(e) => break Some(e),
+        };
+        let waiter = waiting.lock().waiting.remove(&reply.0);
+        if let Some(tx) = waiter {
+            let _ = tx.send(Ok((reply.1, reply.2)));
+        }
+    };
+    if let Some(e) = &reason {
+        // Every pending call returns this error; log it only at debug.
+        tracing::debug!("closing connection to {peer}: {e}");
+    }
+    outbox.close();
+    opener.close(unix_ms());
+    let pending = {
+        let mut p = waiting.lock();
+        p.closed = Some(reason.clone());
+        std::mem::take(&mut p.waiting)
+    };
+    for (_, tx) in pending {
+        let _ = tx.send(Err(closed_error(&reason)));
+    }
+    waiting.ended.notify_waiters();
+}

@@ -1,0 +1,209 @@
+//! sealrpc's ZeroMQ transport: opaque frames over ROUTER/DEALER, with the
+//! pure-Rust `zeromq` crate 0.7 (ZMTP 3, TCP only). It knows nothing of
+//! keys, loads or traces: it moves frames and enforces one size limit and
+//! one queue bound.
+//!
+//! # Shape
+//!
+//! The server binds a ROUTER ([`ZmqListener::bind`]); each client connects
+//! a DEALER ([`connect`]). One frame is one single-part ZeroMQ message from
+//! the DEALER, seen by the ROUTER as `[identity, payload]` (no empty
+//! delimiter frame: this is DEALER↔ROUTER, not REQ↔REP). Because one ROUTER
+//! multiplexes every peer, the server demultiplexes by routing identity
+//! into per-peer *virtual connections*: [`ZmqListener::accept`] yields one
+//! when an identity it has not seen sends its first frame. A DEALER that
+//! connects but never sends is not yet a connection.
+//!
+//! On each side one background task owns the zeromq socket:
+//! - **Server.** The task receives `[identity, payload]`, checks the shape
+//!   and the size, and routes the payload into that peer's bounded queue
+//!   ([`ZmqConfig::queue`] frames). Server writers send through one bounded
+//!   channel (also `queue` commands) to the same task, which sends
+//!   `[identity, payload]`.
+//! - **Client.** The task owns the DEALER the same way (zeromq 0.7 can split
+//!   a DEALER, but the disconnect signal comes from its monitor, so one task
+//!   watching both is simpler).
+//!
+//! # Limits and failures
+//!
+//! - **Size.** An inbound frame over [`ZmqConfig::max_frame`] is dropped and
+//!   fails that (virtual) connection with [`ZmqError::TooLarge`]; the server
+//!   also disconnects that peer, the other peers are not affected. An
+//!   outbound frame over the limit is refused with the same error before
+//!   anything is queued; the writer stays usable. **Caveat:** zeromq 0.7 has
+//!   no maximum message size. It assembles a whole message, reserving the
+//!   length each ZMTP frame header announces, before we see it. So the
+//!   inbound check bounds what is *queued* per connection, not what zeromq
+//!   buffers while reading one message: a peer can make the process reserve
+//!   whatever length it announces (a huge announcement can fail the
+//!   allocation and abort the process). Do not expose this transport to
+//!   untrusted networks until that is fixed (below).
+//! - **Inbound queue bound.** Each connection has a bounded queue of
+//!   [`ZmqConfig::queue`] frames between the socket task and its reader.
+//!   - Client: when it is full the task **stops pulling** from the DEALER, so
+//!     TCP pushes back on the server. Nothing is dropped.
+//!   - Server: one ROUTER socket serves every peer and cannot stop reading
+//!     one peer alone, so a peer whose queue is full is **dropped with a typed
+//!     error**: its reader gets the frames already queued, then
+//!     [`ZmqError::QueueFull`], and the peer is disconnected. A caller that
+//!     stops reading at some number of requests in flight (sealrpc's
+//!     channel does) should set `queue` above that number.
+//! - **Ends.** ZMTP has no close handshake; a TCP close is the only end
+//!   signal, and zeromq reports it through its socket monitor. A peer that
+//!   disconnects ends the reader with `Ok(None)` once the queued frames are
+//!   read (a crash and a clean close look the same). Dropping the
+//!   [`ZmqListener`] closes the ROUTER and ends every virtual connection
+//!   with [`ZmqError::Closed`]. Ends and errors are sticky. A writer on an
+//!   ended connection gets the same error (`Closed` for a plain end).
+//! - **Close.** [`ZmqWriter::close`] hands every frame fed so far to zeromq,
+//!   then disconnects this peer (server) or closes the DEALER (client); the
+//!   peer sees `Ok(None)`, and so does our own reader. Dropping both halves
+//!   of a connection does the same without waiting.
+//! - **Flush.** [`ZmqWriter::feed`] queues a frame for the task (waiting
+//!   while the queue is full: backpressure). [`ZmqWriter::flush`] returns
+//!   once the task has handed every frame fed so far to zeromq. zeromq gives
+//!   no signal of when bytes reach the wire; its own writer task sends them
+//!   right after, in order.
+//!
+//! # Cancel safety
+//!
+//! [`ZmqReader::recv`] and [`ZmqListener::accept`] are cancel-safe: each
+//! only waits on a tokio mpsc channel (behind a tokio mutex for `accept`).
+//! The socket tasks `select!` over zeromq's `recv`, which is cancel-safe in
+//! 0.7 (it only polls a fair queue of streams; nothing is taken until a
+//! message is returned); every other branch waits on a channel. A cancelled
+//! `feed` either queued its frame or did not; a cancelled `flush` or `close`
+//! loses nothing but its answer.
+//!
+//! # Missing (not built yet)
+//!
+//! - **A real inbound size limit** inside zeromq (before it buffers a
+//!   message): needs a patched or different ZMTP reader. See the caveat
+//!   above.
+//! - **Reconnection.** zeromq 0.7's DEALER does not reconnect after the
+//!   server restarts (only its SUB socket does). A client whose server went
+//!   away sees `Ok(None)`; connect again.
+//! - **Outbound memory bound inside zeromq.** zeromq queues up to 100,000
+//!   messages per peer internally (fixed, not configurable: there is no
+//!   HWM). Our bounded queue sits above it. On the server, the task waits when
+//!   one peer's zeromq queue is full, which then holds up sending to every
+//!   peer; reaching that needs a peer that stops reading for 100,000 frames.
+//! - **Monitor overflow.** zeromq drops monitor events when its 1024-event
+//!   channel is full. A lost `Disconnected` event would leave that virtual
+//!   connection open until the listener is dropped. The task drains the
+//!   monitor continuously, so this needs more than 1024 disconnects between
+//!   two polls.
+//! - **Identities set by peers.** A DEALER may choose its routing identity;
+//!   two connected DEALERs with the same one are merged by zeromq (the newer
+//!   one wins). Peers that set no identity get a random UUID from the ROUTER.
+//! - IPC endpoints, CURVE/PLAIN security mechanisms, a connection cap and
+//!   idle timeouts, ZMTP heartbeats, and the adapter in sealrpc's
+//!   `src/transport/` (issue #3).
+mod listener;
+mod pump;
+mod reader;
+mod shared;
+mod writer;
+
+pub use listener::ZmqListener;
+pub use pump::ACCEPT_BACKLOG;
+pub use reader::ZmqReader;
+pub use writer::ZmqWriter;
+
+use zeromq::{DealerSocket, Socket};
+
+/// Default maximum frame payload: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Default bound of each per-connection queue, in frames.
+pub const DEFAULT_QUEUE: usize = 1024;
+
+/// Transport failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZmqError {
+    /// A frame over the size limit, inbound or outbound.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    /// A server peer sent frames faster than its reader took them and
+    /// filled its queue: it was disconnected.
+    #[error("the peer filled its {limit}-frame queue and was disconnected")]
+    QueueFull { limit: usize },
+    /// The peer broke the expected shape: a multipart message where one
+    /// frame was expected.
+    #[error("zeromq protocol error: {0}")]
+    Protocol(String),
+    /// The connection or the listener is closed.
+    #[error("connection closed")]
+    Closed,
+    /// I/O, from connecting or binding.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// Any other error of the zeromq crate, as text.
+    #[error("zeromq: {0}")]
+    Zmq(String),
+}
+
+impl ZmqError {
+    /// The same error again, for sticky failures (`io::Error` is not `Clone`).
+    pub(crate) fn again(&self) -> ZmqError {
+        match self {
+            ZmqError::TooLarge { len, max } => ZmqError::TooLarge {
+                len: *len,
+                max: *max,
+            },
+            ZmqError::QueueFull { limit } => ZmqError::QueueFull { limit: *limit },
+            ZmqError::Protocol(s) => ZmqError::Protocol(s.clone()),
+            ZmqError::Closed => ZmqError::Closed,
+            ZmqError::Io(e) => ZmqError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            ZmqError::Zmq(s) => ZmqError::Zmq(s.clone()),
+        }
+    }
+}
+
+impl From<zeromq::ZmqError> for ZmqError {
+    fn from(e: zeromq::ZmqError) -> ZmqError {
+        match e {
+            zeromq::ZmqError::Network(e) => ZmqError::Io(e),
+            other => ZmqError::Zmq(other.to_string()),
+        }
+    }
+}
+
+/// Transport settings.
+#[derive(Clone, Debug)]
+pub struct ZmqConfig {
+    /// Largest frame payload accepted or sent.
+    pub max_frame: usize,
+    /// Bound of each per-connection queue, in frames (inbound: between the
+    /// socket task and the reader; outbound: between the writers and the
+    /// socket task). At least 1.
+    pub queue: usize,
+}
+
+impl Default for ZmqConfig {
+    fn default() -> Self {
+        ZmqConfig {
+            max_frame: DEFAULT_MAX_FRAME,
+            queue: DEFAULT_QUEUE,
+        }
+    }
+}
+
+impl ZmqConfig {
+    fn queue(&self) -> usize {
+        self.queue.max(1)
+    }
+}
+
+/// Connects a DEALER to `endpoint` (`tcp://HOST:PORT`, as zeromq expects)
+/// and returns the two halves. zeromq retries a refused connection with
+/// backoff for up to 30 s before giving up.
+pub async fn connect(endpoint: &str, cfg: ZmqConfig) -> Result<(ZmqReader, ZmqWriter), ZmqError> {
+    let mut socket = DealerSocket::new();
+    // The monitor is the only way zeromq 0.7 reports that the server went
+    // away; it must exist before the connection does.
+    let monitor = socket.monitor();
+    socket.connect(endpoint).await?;
+    Ok(pump::spawn_client(socket, monitor, &cfg))
+}

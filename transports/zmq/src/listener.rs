@@ -1,0 +1,53 @@
+//! The listener: a bound ROUTER whose task yields virtual connections.
+use crate::pump::{self, Accepted};
+use crate::{ZmqConfig, ZmqError};
+use tokio::sync::{mpsc, Mutex};
+use zeromq::{RouterSocket, Socket};
+
+/// A bound ROUTER socket yielding one virtual connection per peer identity.
+/// Dropping it closes the socket and ends every connection it accepted
+/// (their readers and writers get [`ZmqError::Closed`]).
+pub struct ZmqListener {
+    endpoint: String,
+    accepted: Mutex<mpsc::Receiver<Accepted>>,
+}
+
+impl std::fmt::Debug for ZmqListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZmqListener")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZmqListener {
+    /// Binds a ROUTER to `endpoint` (`tcp://HOST:PORT`; port 0 picks a free
+    /// port) and starts its task.
+    pub async fn bind(endpoint: &str, cfg: ZmqConfig) -> Result<ZmqListener, ZmqError> {
+        let mut socket = RouterSocket::new();
+        let monitor = socket.monitor();
+        let bound = socket.bind(endpoint).await?;
+        Ok(ZmqListener {
+            endpoint: bound.to_string(),
+            accepted: Mutex::new(pump::spawn_server(socket, monitor, &cfg)),
+        })
+    }
+
+    /// The bound endpoint, with the real port when bound to port 0
+    /// (`tcp://127.0.0.1:PORT`).
+    pub fn local_endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// The next virtual connection: made when a DEALER identity not seen
+    /// before sends its first frame (which its reader then returns first),
+    /// with that identity in hex. At most [`ACCEPT_BACKLOG`] connections
+    /// wait here; a new peer beyond that is disconnected. `Closed` if the
+    /// socket task stopped. Cancel-safe.
+    ///
+    /// [`ACCEPT_BACKLOG`]: crate::ACCEPT_BACKLOG
+    pub async fn accept(&self) -> Result<Accepted, ZmqError> {
+        let mut accepted = self.accepted.lock().await;
+        accepted.recv().await.ok_or(ZmqError::Closed)
+    }
+}
