@@ -5,3 +5,4 @@ mod support;
 
 conformance!(tcp, "tcp://127.0.0.1:0");
 conformance!(ws, "ws://127.0.0.1:0/sealrpc");
+conformance!(zmq, "zmq://127.0.0.1:0");

@@ -3,7 +3,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,8 +15,8 @@ pub struct Request {
     pub body: Bytes,
     /// When the caller stops waiting, if it said.
     pub deadline: Option<Instant>,
-    /// The peer's address.
-    pub peer: SocketAddr,
+    /// Who sent it: a socket address, or a ZeroMQ identity.
+    pub peer: crate::transport::Peer,
 }
 
 impl Request {

@@ -7,7 +7,7 @@ use super::outbox::Outbox;
 use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::Outcome;
-use crate::transport::{AnyRecv, AnySend, FrameRecv, FrameSend, Listener, TransportError};
+use crate::transport::{AnyRecv, AnySend, FrameRecv, FrameSend, Listener, Peer, TransportError};
 use crate::wire::envelope::unix_ms;
 use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
@@ -155,7 +155,7 @@ impl Server {
 async fn connection(
     mut reader: impl FrameRecv,
     writer: impl FrameSend,
-    peer: SocketAddr,
+    peer: Peer,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -173,7 +173,7 @@ async fn connection(
     );
     opener.require_rekey_after(SealerLimits::default().soft);
     let mut conn = Conn {
-        peer,
+        peer: peer.clone(),
         shared: shared.clone(),
         outbox: outbox.clone(),
         opener,
@@ -222,9 +222,7 @@ async fn connection(
 }
 
 /// The next connection on any listener (each `accept` is cancel-safe).
-async fn accept_any(
-    listeners: &[Listener],
-) -> Result<(AnyRecv, AnySend, SocketAddr), TransportError> {
+async fn accept_any(listeners: &[Listener]) -> Result<(AnyRecv, AnySend, Peer), TransportError> {
     let accepts = listeners.iter().map(|l| Box::pin(l.accept()));
     futures::future::select_all(accepts).await.0
 }
@@ -240,7 +238,7 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// One connection's receive side.
 struct Conn {
-    peer: SocketAddr,
+    peer: Peer,
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     opener: Opener,
@@ -269,7 +267,7 @@ impl Conn {
             } else {
                 "unknown method"
             };
-            t.server_span(name, &remote, self.peer)
+            t.server_span(name, &remote, &self.peer)
         });
         let id = req.id;
         let Some(handler) = handler else {
@@ -292,7 +290,7 @@ impl Conn {
             method: req.method.to_owned(),
             body: plain.slice_ref(req.body),
             deadline,
-            peer: self.peer,
+            peer: self.peer.clone(),
         };
         let outbox = self.outbox.clone();
         let max_body = self.shared.cfg.max_frame.saturating_sub(REPLY_OVERHEAD);

@@ -44,7 +44,7 @@ impl Telemetry {
         &self,
         _m: &str,
         _c: &crate::context::Extracted,
-        _p: SocketAddr,
+        _p: &crate::transport::Peer,
     ) -> ServerSpan {
         match *self {}
     }

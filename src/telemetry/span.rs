@@ -128,7 +128,7 @@ impl Telemetry {
         &self,
         method: &str,
         remote: &Extracted,
-        peer: SocketAddr,
+        peer: &crate::transport::Peer,
     ) -> ServerSpan {
         let parent = match remote {
             Extracted::Valid(remote) => remote_parent(remote),
@@ -145,8 +145,8 @@ impl Telemetry {
             .with_attributes([
                 KeyValue::new("rpc.system", "sealrpc"),
                 KeyValue::new("rpc.method", method.to_owned()),
-                KeyValue::new("client.address", peer.ip().to_string()),
-                KeyValue::new("client.port", i64::from(peer.port())),
+                peer_attribute(peer, "address"),
+                peer_attribute(peer, "port"),
             ])
             .start_with_context(&self.tracer, &parent);
         ServerSpan {
@@ -171,6 +171,18 @@ fn otel_state(state: &context::TraceState) -> TraceState {
         }
     }
     out
+}
+
+/// `client.address` / `client.port` for a socket peer; for a ZeroMQ peer,
+/// its routing identity (there is no address to report).
+fn peer_attribute(peer: &crate::transport::Peer, which: &str) -> KeyValue {
+    use crate::transport::Peer;
+    match (peer, which) {
+        (Peer::Addr(a), "address") => KeyValue::new("client.address", a.ip().to_string()),
+        (Peer::Addr(a), _) => KeyValue::new("client.port", i64::from(a.port())),
+        (Peer::Identity(id), "address") => KeyValue::new("network.peer.identity", id.clone()),
+        (Peer::Identity(_), _) => KeyValue::new("network.transport", "zmq"),
+    }
 }
 
 fn remote_parent(remote: &RemoteContext) -> Context {

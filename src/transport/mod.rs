@@ -8,6 +8,7 @@
 //! that is already the wire format, so a batch is written as is.
 mod tcp;
 mod ws;
+mod zmq;
 
 use bytes::BytesMut;
 use std::future::Future;
@@ -77,6 +78,43 @@ pub fn push_frame(
 /// Bytes of the length prefix of each frame in a batch.
 pub(crate) const PREFIX_LEN: usize = 4;
 
+/// Splits a batch (built with [`push_frame`]) into its frames without
+/// copying, leaving the batch empty: for message-based transports.
+pub(crate) fn split_batch(batch: &mut BytesMut) -> Result<Vec<bytes::Bytes>, TransportError> {
+    use bytes::Buf;
+    let mut frames = batch.split().freeze();
+    let mut out = Vec::new();
+    while frames.len() >= PREFIX_LEN {
+        let len = u32::from_be_bytes([frames[0], frames[1], frames[2], frames[3]]) as usize;
+        frames.advance(PREFIX_LEN);
+        if frames.len() < len {
+            return Err(TransportError::Protocol(
+                "truncated frame in a batch".into(),
+            ));
+        }
+        out.push(frames.split_to(len));
+    }
+    Ok(out)
+}
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A socket address (TCP, WebSocket, a ZeroMQ server as seen by a client).
+    Addr(SocketAddr),
+    /// A ZeroMQ routing identity (hex), as a ROUTER sees its DEALER peers.
+    Identity(String),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Addr(a) => a.fmt(f),
+            Peer::Identity(id) => write!(f, "zmq identity {id}"),
+        }
+    }
+}
+
 /// A parsed endpoint URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -84,13 +122,18 @@ pub enum Endpoint {
     Tcp(String),
     /// `ws://HOST:PORT/PATH` (the path defaults to `/sealrpc`).
     Ws { addr: String, path: String },
+    /// `zmq://HOST:PORT` (ZMTP over TCP).
+    Zmq(String),
 }
 
 impl Endpoint {
-    /// Parses `tcp://HOST:PORT` or `ws://HOST:PORT[/PATH]`.
+    /// Parses `tcp://HOST:PORT`, `ws://HOST:PORT[/PATH]` or `zmq://HOST:PORT`.
     pub fn parse(url: &str) -> Option<Endpoint> {
         if let Some(rest) = url.strip_prefix("tcp://") {
             return host_port(rest).then(|| Endpoint::Tcp(rest.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("zmq://") {
+            return host_port(rest).then(|| Endpoint::Zmq(rest.to_owned()));
         }
         let rest = url.strip_prefix("ws://")?;
         let (addr, path) = match rest.find('/') {
@@ -115,6 +158,7 @@ pub enum Listener {
         listener: sealrpc_ws::WsListener,
         path: String,
     },
+    Zmq(sealrpc_zmq::ZmqListener),
 }
 
 impl Listener {
@@ -126,6 +170,10 @@ impl Listener {
                 listener: ws::bind(addr, path, max_frame).await?,
                 path: path.clone(),
             }),
+            Endpoint::Zmq(addr) => Ok(Listener::Zmq(
+                sealrpc_zmq::ZmqListener::bind(&format!("tcp://{addr}"), zmq::config(max_frame))
+                    .await?,
+            )),
         }
     }
 
@@ -134,6 +182,12 @@ impl Listener {
         match self {
             Listener::Tcp(l) => Ok(l.local_addr()?),
             Listener::Ws { listener, .. } => Ok(listener.local_addr()?),
+            Listener::Zmq(l) => {
+                let ep = l.local_endpoint();
+                ep.trim_start_matches("tcp://")
+                    .parse()
+                    .map_err(|_| TransportError::Protocol(format!("unexpected zmq endpoint {ep}")))
+            }
         }
     }
 
@@ -143,6 +197,7 @@ impl Listener {
         match self {
             Listener::Tcp(_) => Ok(format!("tcp://{addr}")),
             Listener::Ws { path, .. } => Ok(format!("ws://{addr}{path}")),
+            Listener::Zmq(_) => Ok(format!("zmq://{addr}")),
         }
     }
 
@@ -150,15 +205,19 @@ impl Listener {
     /// [`TransportError::concerns_one_connection`] is true (a failed
     /// WebSocket handshake, say) says nothing about the listener: keep
     /// accepting at once.
-    pub async fn accept(&self) -> Result<(AnyRecv, AnySend, SocketAddr), TransportError> {
+    pub async fn accept(&self) -> Result<(AnyRecv, AnySend, Peer), TransportError> {
         match self {
             Listener::Tcp(l) => {
                 let (r, w, peer) = l.accept().await?;
-                Ok((AnyRecv::Tcp(r), AnySend::Tcp(w), peer))
+                Ok((AnyRecv::Tcp(r), AnySend::Tcp(w), Peer::Addr(peer)))
             }
             Listener::Ws { listener, .. } => {
                 let (r, w, peer) = listener.accept().await?;
-                Ok((AnyRecv::Ws(r), AnySend::Ws(w), peer))
+                Ok((AnyRecv::Ws(r), AnySend::Ws(w), Peer::Addr(peer)))
+            }
+            Listener::Zmq(l) => {
+                let (r, w, identity) = l.accept().await?;
+                Ok((AnyRecv::Zmq(r), AnySend::Zmq(w), Peer::Identity(identity)))
             }
         }
     }
@@ -178,6 +237,17 @@ pub async fn connect(
             let (r, w, peer) = ws::connect(&format!("ws://{addr}{path}"), path, max_frame).await?;
             Ok((AnyRecv::Ws(r), AnySend::Ws(w), peer))
         }
+        Endpoint::Zmq(addr) => {
+            let peer = tokio::net::lookup_host(addr.as_str())
+                .await?
+                .next()
+                .ok_or_else(|| {
+                    TransportError::Protocol(format!("{addr} resolves to no address"))
+                })?;
+            let (r, w) =
+                sealrpc_zmq::connect(&format!("tcp://{peer}"), zmq::config(max_frame)).await?;
+            Ok((AnyRecv::Zmq(r), AnySend::Zmq(w), peer))
+        }
     }
 }
 
@@ -185,12 +255,14 @@ pub async fn connect(
 pub enum AnyRecv {
     Tcp(sealrpc_tcp::FrameReader),
     Ws(sealrpc_ws::WsReader),
+    Zmq(sealrpc_zmq::ZmqReader),
 }
 
 /// The sending half of a connection on any transport.
 pub enum AnySend {
     Tcp(sealrpc_tcp::FrameWriter),
     Ws(sealrpc_ws::WsWriter),
+    Zmq(sealrpc_zmq::ZmqWriter),
 }
 
 impl FrameRecv for AnyRecv {
@@ -198,6 +270,7 @@ impl FrameRecv for AnyRecv {
         match self {
             AnyRecv::Tcp(r) => FrameRecv::recv(r).await,
             AnyRecv::Ws(r) => FrameRecv::recv(r).await,
+            AnyRecv::Zmq(r) => FrameRecv::recv(r).await,
         }
     }
 }
@@ -207,6 +280,7 @@ impl FrameSend for AnySend {
         match self {
             AnySend::Tcp(w) => w.send_batch(batch).await,
             AnySend::Ws(w) => w.send_batch(batch).await,
+            AnySend::Zmq(w) => w.send_batch(batch).await,
         }
     }
 
@@ -214,6 +288,7 @@ impl FrameSend for AnySend {
         match self {
             AnySend::Tcp(w) => FrameSend::close(w).await,
             AnySend::Ws(w) => FrameSend::close(w).await,
+            AnySend::Zmq(w) => FrameSend::close(w).await,
         }
     }
 }

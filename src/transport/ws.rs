@@ -1,7 +1,7 @@
 //! WebSocket behind the frame-transport interface (the `sealrpc-ws`
 //! package): each frame is one binary message.
 use super::{FrameRecv, FrameSend, TransportError};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use sealrpc_ws::{WsConfig, WsError, WsReader, WsWriter};
 use std::net::SocketAddr;
 
@@ -27,16 +27,8 @@ impl FrameSend for WsWriter {
     /// Splits the length-prefixed batch into frames without copying and
     /// sends each as one binary message, flushing once.
     async fn send_batch(&mut self, batch: &mut BytesMut) -> Result<(), TransportError> {
-        let mut frames = batch.split().freeze();
-        while frames.len() >= super::PREFIX_LEN {
-            let len = u32::from_be_bytes([frames[0], frames[1], frames[2], frames[3]]) as usize;
-            frames.advance(super::PREFIX_LEN);
-            if frames.len() < len {
-                return Err(TransportError::Protocol(
-                    "truncated frame in a batch".into(),
-                ));
-            }
-            self.feed(frames.split_to(len)).await?;
+        for frame in super::split_batch(batch)? {
+            self.feed(frame).await?;
         }
         Ok(self.flush().await?)
     }

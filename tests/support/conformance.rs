@@ -207,6 +207,9 @@ pub fn captured_payloads(url: &str, bytes: &[u8]) -> Vec<Vec<u8>> {
     if url.starts_with("tcp://") {
         return sealrpc::tap::split_frames(bytes);
     }
+    if url.starts_with("zmq://") {
+        return zmtp_messages(bytes);
+    }
     let Some(start) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Vec::new();
     };
@@ -240,6 +243,33 @@ pub fn captured_payloads(url: &str, bytes: &[u8]) -> Vec<Vec<u8>> {
                 .map(|(i, b)| b ^ mask[i % 4])
                 .collect(),
         );
+        rest = &rest[at + len..];
+    }
+    out
+}
+
+/// ZMTP 3: a 64-byte greeting, then frames of `flags, size (1 byte, or 8 if
+/// flags & 0x02), body`; command frames (flags & 0x04) are skipped.
+fn zmtp_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut rest = bytes.get(64..).unwrap_or_default();
+    let mut out = Vec::new();
+    while rest.len() >= 2 {
+        let flags = rest[0];
+        let (len, at) = if flags & 0x02 != 0 {
+            let Some(size) = rest.get(1..9) else { break };
+            (
+                u64::from_be_bytes(size.try_into().expect("8 bytes")) as usize,
+                9,
+            )
+        } else {
+            (rest[1] as usize, 2)
+        };
+        let Some(body) = rest.get(at..at + len) else {
+            break;
+        };
+        if flags & 0x04 == 0 {
+            out.push(body.to_vec());
+        }
         rest = &rest[at + len..];
     }
     out
