@@ -17,6 +17,7 @@ import argparse, hashlib, os, socket, struct, sys, time
 
 import msgpack
 from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -150,6 +151,12 @@ def call(transport, url, key_file, args):
     raw = check_not_alert(EXCHANGES[transport](url, env), transport)
     # Reply AAD = header || binding, binding = the salt of our first request.
     reply = open_envelope(k, raw, 2, binding=salt)
+    try:  # the binding really is in the AAD: any other one must fail
+        open_envelope(k, raw, 2, binding=bytes(16))
+    except InvalidTag:
+        pass
+    else:
+        raise SystemExit("%s: reply opened without its binding" % transport)
     rid, status, rbody = reply
     assert rid == 7 and status == 0, reply
     result = msgpack.unpackb(rbody, raw=False)
