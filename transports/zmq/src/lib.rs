@@ -75,6 +75,28 @@
 //! `feed` either queued its frame or did not; a cancelled `flush` or `close`
 //! loses nothing but its answer.
 //!
+//! # Publish/subscribe
+//!
+//! [`ZmqPublisher::bind`] binds a PUB, [`ZmqSubscriber::connect`] connects
+//! a SUB with a list of topic prefixes; each message is `[topic, payload]`
+//! and [`ZmqConfig::max_frame`] bounds each of the two frames. Same design:
+//! one task owns each socket, bounded channels in between. The limits
+//! (details in `publisher.rs` and `subscriber.rs`):
+//! - **Topics match as prefixes**, filtered at the publisher: terminate
+//!   topics (`"m1\0"`), or `"m1"` also receives `"m10"`.
+//! - **Best effort.** PUB drops, without any signal, what is published
+//!   while no subscriber is connected, and what reaches a subscriber
+//!   before its subscriptions do ("slow joiner": re-publish a probe until
+//!   it is seen). zeromq's 100,000-message fanout queue also drops when
+//!   full.
+//! - **No memory bound for a slow subscriber** in zeromq's PUB: its
+//!   per-subscriber queue is meant to drop past 100,000 messages but in
+//!   fact never does (it sends through a fresh sender clone each time).
+//! - **SUB reconnects by itself** when the publisher restarts, and
+//!   re-sends its subscriptions; nothing is reported, messages published
+//!   meanwhile are lost. A bad inbound message (size, shape) is skipped
+//!   with one error; the subscriber stays usable.
+//!
 //! # Missing (not built yet)
 //!
 //! - **A real inbound size limit** inside zeromq (before it buffers a
@@ -100,14 +122,18 @@
 //!   idle timeouts, ZMTP heartbeats, and the adapter in sealrpc's
 //!   `src/transport/` (issue #3).
 mod listener;
+mod publisher;
 mod pump;
 mod reader;
 mod shared;
+mod subscriber;
 mod writer;
 
 pub use listener::ZmqListener;
+pub use publisher::ZmqPublisher;
 pub use pump::ACCEPT_BACKLOG;
 pub use reader::ZmqReader;
+pub use subscriber::ZmqSubscriber;
 pub use writer::ZmqWriter;
 
 use zeromq::{DealerSocket, Socket};
