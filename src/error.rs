@@ -89,6 +89,10 @@ pub enum Error {
     DeadlineExceeded,
     #[error("connection closed")]
     ConnectionClosed,
+    #[error("the peer's connection is backed up (it is not reading); not sent")]
+    Busy,
+    #[error("publish refused: {0}")]
+    Publish(String),
     #[error("bad body: {0}")]
     Body(String),
 }

@@ -184,13 +184,13 @@ fn assert_every_flip_rejected(op: &mut Opener, env: &[u8], seen: &[u64], expect:
                 0 | 1 => WireError::BadMagic,
                 2 => WireError::UnsupportedVersion(flipped[2]),
                 3 => match flipped[3] {
-                    1 | 2 if flipped[3] != expect as u8 => WireError::WrongKind {
+                    1..=3 if flipped[3] != expect as u8 => WireError::WrongKind {
                         expected: if expect == Kind::Request {
                             "request"
                         } else {
                             "reply"
                         },
-                        got: if flipped[3] == 1 { "request" } else { "reply" },
+                        got: ["request", "reply", "publish"][usize::from(flipped[3]) - 1],
                     },
                     k => WireError::UnknownKind(k),
                 },

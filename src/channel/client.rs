@@ -2,7 +2,7 @@
 //! one connection, matched to replies by id; reconnection with backoff.
 use super::config::{parse_url, ChannelConfig, ReconnectPolicy};
 use super::connection::Connection;
-use crate::context;
+use super::publish::Published;
 use crate::error::Error;
 use crate::telemetry::{ClientSpan, Outcome};
 use crate::transport::Endpoint;
@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 struct Inner {
     cfg: ChannelConfig,
@@ -24,6 +24,8 @@ struct Inner {
     reconnect: tokio::sync::Mutex<Backoff>,
     next_id: AtomicU64,
     permits: Semaphore,
+    /// Where publishes arriving on the connection go (a minion's client).
+    publishes: Option<mpsc::Sender<Published>>,
 }
 
 /// A connection to a sealrpc server. Clone it freely: clones share the
@@ -42,8 +44,29 @@ impl Client {
     /// Connects to `tcp://HOST:PORT` or `ws://HOST:PORT/PATH`.
     /// Gives up after the configured call timeout.
     pub async fn connect(url: &str, cfg: ChannelConfig) -> Result<Client, Error> {
+        Client::open(url, cfg, None).await
+    }
+
+    /// Connects as a minion: jobs the master publishes down this connection
+    /// (TCP, WebSocket) arrive, authenticated, on the returned receiver,
+    /// across reconnects. Receive promptly: while `queue` jobs wait, the
+    /// connection stops reading (replies included).
+    pub async fn connect_with_publishes(
+        url: &str,
+        cfg: ChannelConfig,
+        queue: usize,
+    ) -> Result<(Client, mpsc::Receiver<Published>), Error> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        Ok((Client::open(url, cfg, Some(tx)).await?, rx))
+    }
+
+    async fn open(
+        url: &str,
+        cfg: ChannelConfig,
+        publishes: Option<mpsc::Sender<Published>>,
+    ) -> Result<Client, Error> {
         let endpoint = parse_url(url)?;
-        let connecting = Connection::open(&endpoint, &cfg);
+        let connecting = Connection::open(&endpoint, &cfg, publishes.clone());
         let conn = match tokio::time::timeout(cfg.timeout, connecting).await {
             Ok(r) => r?,
             Err(_) => return Err(Error::ConnectTimeout(cfg.timeout)),
@@ -55,6 +78,7 @@ impl Client {
                 reconnect: tokio::sync::Mutex::new(Backoff::default()),
                 next_id: AtomicU64::new(1),
                 permits: Semaphore::new(cfg.max_in_flight.max(1)),
+                publishes,
                 cfg,
             }),
         })
@@ -145,14 +169,8 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         conn.waiting.register(id, tx)?;
         let _guard = PendingGuard { conn: &conn, id };
-        // The only place a trace context enters a load.
-        let mut trace = Vec::new();
-        if let Some((parent, state)) = span.and_then(ClientSpan::w3c) {
-            trace.push((context::TRACEPARENT.to_owned(), parent.to_header()));
-            if !state.is_empty() {
-                trace.push((context::TRACESTATE.to_owned(), state));
-            }
-        }
+        // The only place a trace context enters a request load.
+        let trace = super::publish::trace_carrier(span);
         let mut load = RequestLoad {
             id,
             method,
@@ -222,7 +240,11 @@ impl Client {
             }
             let attempt = tokio::time::timeout_at(
                 deadline,
-                Connection::open(&self.inner.endpoint, &self.inner.cfg),
+                Connection::open(
+                    &self.inner.endpoint,
+                    &self.inner.cfg,
+                    self.inner.publishes.clone(),
+                ),
             );
             match attempt.await {
                 Ok(Ok(conn)) => {

@@ -78,6 +78,11 @@ pub fn parse_url(url: &str) -> Result<Endpoint, Error> {
     Endpoint::parse(url).ok_or_else(|| Error::BadAddress(url.to_owned()))
 }
 
+/// 16 random bytes (probe tokens).
+pub fn random_token() -> [u8; 16] {
+    random_salt()
+}
+
 pub(crate) fn random_salt() -> [u8; 16] {
     let mut s = [0u8; 16];
     rand::fill(&mut s);

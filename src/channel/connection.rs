@@ -2,6 +2,7 @@
 //! for replies, and the task that reads, opens and dispatches replies.
 use super::config::{random_salt, ChannelConfig};
 use super::outbox::Outbox;
+use super::publish::{decode_published, Published};
 use crate::error::{Error, WireError};
 use crate::transport::{self, Endpoint, FrameRecv};
 use crate::wire::envelope::unix_ms;
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub(crate) type ReplyResult = Result<(ReplyStatus, Bytes), Error>;
 
@@ -90,6 +91,7 @@ impl Connection {
     pub(crate) async fn open(
         endpoint: &Endpoint,
         cfg: &ChannelConfig,
+        publishes: Option<mpsc::Sender<Published>>,
     ) -> Result<Connection, Error> {
         let (reader, writer, peer) = transport::connect(endpoint, cfg.max_frame).await?;
         let salt = random_salt();
@@ -106,6 +108,13 @@ impl Connection {
         // Replies are bound to this connection's first request session.
         opener.bind(salt);
         opener.require_rekey_after(SealerLimits::default().soft);
+        if publishes.is_some() {
+            opener.also_accept(Kind::Publish);
+        }
+        let inbound = Inbound {
+            publishes,
+            tracing: cfg.telemetry.is_some(),
+        };
         let waiting = Arc::new(Waiting::default());
         tokio::spawn(read_loop(
             reader,
@@ -113,6 +122,7 @@ impl Connection {
             opener,
             waiting.clone(),
             outbox.clone(),
+            inbound,
         ));
         Ok(Connection {
             waiting,
@@ -134,12 +144,36 @@ fn closed_error(reason: &Option<WireError>) -> Error {
     }
 }
 
+/// Where a minion's connection delivers publishes.
+struct Inbound {
+    publishes: Option<mpsc::Sender<Published>>,
+    tracing: bool,
+}
+
+impl Inbound {
+    async fn deliver(
+        &self,
+        frame: bytes::Bytes,
+        load: std::ops::Range<usize>,
+    ) -> Result<(), WireError> {
+        let published = decode_published(frame, load, self.tracing)?;
+        if let Some(tx) = &self.publishes {
+            // Waits while the queue is full: the connection pushes back.
+            if tx.send(published).await.is_err() {
+                tracing::debug!("publish arrived after its receiver was dropped");
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn read_loop(
     mut reader: impl FrameRecv,
     peer: SocketAddr,
     mut opener: Opener,
     waiting: Arc<Waiting>,
     outbox: Arc<Outbox>,
+    inbound: Inbound,
 ) {
     let reason = loop {
         let mut frame = match reader.recv().await {
@@ -155,6 +189,12 @@ async fn read_loop(
             Err(e) => break Some(e),
         };
         let frame = frame.freeze();
+        if opened.header.kind == Kind::Publish {
+            match inbound.deliver(frame, opened.load).await {
+                Ok(()) => continue,
+                Err(e) => break Some(e),
+            }
+        }
         let plain = frame.slice(opened.load);
         let reply = match load::decode::<ReplyLoad>(&plain)
             .and_then(|r| Ok((r.id, ReplyStatus::from_u8(r.status)?, r.body)))

@@ -1,8 +1,11 @@
 //! Handlers and the router that dispatches requests to them by method name.
+use crate::wire::load::ReplyStatus;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +20,9 @@ pub struct Request {
     pub deadline: Option<Instant>,
     /// Who sent it: a socket address, or a ZeroMQ identity.
     pub peer: crate::transport::Peer,
+    /// The connection it came in on (a master keeps it to publish to the
+    /// minion that registered over it). Unset for jobs a minion runs.
+    pub link: super::PeerLink,
 }
 
 impl Request {
@@ -86,5 +92,33 @@ impl Router {
 
     pub(crate) fn get(&self, method: &str) -> Option<&Arc<HandlerFn>> {
         self.routes.get(method)
+    }
+}
+
+/// Runs a handler to its deadline. A panic becomes an error reply rather
+/// than a silent loss the caller would only notice at its timeout.
+pub(crate) async fn run_handler(
+    fut: impl Future<Output = Result<Bytes, HandlerError>>,
+    deadline: Option<Instant>,
+) -> Result<Bytes, (ReplyStatus, HandlerError)> {
+    let fut = AssertUnwindSafe(fut).catch_unwind();
+    let caught = match deadline {
+        Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err((
+                    ReplyStatus::DeadlineExceeded,
+                    HandlerError::new("deadline exceeded"),
+                ))
+            }
+        },
+        None => fut.await,
+    };
+    match caught {
+        Ok(result) => result.map_err(|e| (ReplyStatus::Error, e)),
+        Err(_) => Err((
+            ReplyStatus::Error,
+            HandlerError::new("the handler panicked"),
+        )),
     }
 }

@@ -10,9 +10,12 @@ mod config;
 mod connection;
 mod handler;
 mod outbox;
+mod publish;
 mod server;
 
 pub use client::Client;
-pub use config::{parse_url, ChannelConfig, ReconnectPolicy};
+pub use config::{parse_url, random_token, ChannelConfig, ReconnectPolicy};
+pub(crate) use handler::run_handler;
 pub use handler::{HandlerError, Request, Router};
+pub use publish::{Job, PeerLink, PubSender, Published, Subscription};
 pub use server::Server;

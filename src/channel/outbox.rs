@@ -91,6 +91,32 @@ impl Outbox {
         }
     }
 
+    /// Seals one envelope now, or fails with [`Error::Busy`] when
+    /// [`HIGH_WATER`] bytes or more are pending (a publish must not wait on
+    /// one slow minion while others are due theirs).
+    pub(crate) fn try_seal(
+        &self,
+        kind: Kind,
+        write_load: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+    ) -> Result<(), Error> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::ConnectionClosed);
+        }
+        if st.buf.len() + st.writing >= HIGH_WATER {
+            return Err(Error::Busy);
+        }
+        self.seal_locked(&mut st, kind, write_load)?;
+        drop(st);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Whether the outbox stopped accepting envelopes (the connection ended).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     fn seal_locked(
         &self,
         st: &mut State,

@@ -2,8 +2,9 @@
 //! extracts its trace context, and runs its handler concurrently inside a
 //! SERVER span. A bad envelope costs only its own connection.
 use super::config::{parse_url, random_salt, ChannelConfig};
-use super::handler::{HandlerError, Request, Router};
+use super::handler::{run_handler, HandlerError, Request, Router};
 use super::outbox::Outbox;
+use super::publish::PeerLink;
 use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::Outcome;
@@ -12,11 +13,9 @@ use crate::wire::envelope::unix_ms;
 use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
 use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
-use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
+use bytes::BytesMut;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -291,6 +290,7 @@ impl Conn {
             body: plain.slice_ref(req.body),
             deadline,
             peer: self.peer.clone(),
+            link: PeerLink::new(&self.outbox),
         };
         let outbox = self.outbox.clone();
         let max_body = self.shared.cfg.max_frame.saturating_sub(REPLY_OVERHEAD);
@@ -331,34 +331,6 @@ impl Conn {
 /// Envelope and load bytes around a reply body: header, tag, and the
 /// MessagePack array with its id, status and bin-32 header.
 const REPLY_OVERHEAD: usize = crate::wire::HEADER_LEN + crate::wire::TAG_LEN + 1 + 9 + 1 + 5;
-
-/// Runs a handler to its deadline. A panic becomes an error reply rather
-/// than a silent loss the caller would only notice at its timeout.
-async fn run_handler(
-    fut: impl Future<Output = Result<Bytes, HandlerError>>,
-    deadline: Option<Instant>,
-) -> Result<Bytes, (ReplyStatus, HandlerError)> {
-    let fut = AssertUnwindSafe(fut).catch_unwind();
-    let caught = match deadline {
-        Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err((
-                    ReplyStatus::DeadlineExceeded,
-                    HandlerError::new("deadline exceeded"),
-                ))
-            }
-        },
-        None => fut.await,
-    };
-    match caught {
-        Ok(result) => result.map_err(|e| (ReplyStatus::Error, e)),
-        Err(_) => Err((
-            ReplyStatus::Error,
-            HandlerError::new("the handler panicked"),
-        )),
-    }
-}
 
 async fn reply(outbox: &Outbox, id: u64, status: ReplyStatus, body: &[u8]) {
     let load = ReplyLoad {

@@ -9,9 +9,15 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug)]
 pub enum Telemetry {}
 /// Never constructed without the `otel` feature.
-pub enum ClientSpan {}
+pub enum SpanHandle {}
 /// Never constructed without the `otel` feature.
-pub enum ServerSpan {}
+pub type ClientSpan = SpanHandle;
+/// Never constructed without the `otel` feature.
+pub type ServerSpan = SpanHandle;
+/// Never constructed without the `otel` feature.
+pub type ProducerSpan = SpanHandle;
+/// Never constructed without the `otel` feature.
+pub type ConsumerSpan = SpanHandle;
 
 impl Telemetry {
     /// Always an error: tracing was compiled out.
@@ -48,18 +54,25 @@ impl Telemetry {
     ) -> ServerSpan {
         match *self {}
     }
+    pub(crate) fn producer_span(&self, _m: &str, _t: &str, _j: &str, _n: usize) -> ProducerSpan {
+        match *self {}
+    }
+    pub(crate) fn consumer_span(
+        &self,
+        _m: &str,
+        _j: &str,
+        _id: &str,
+        _c: &crate::context::Extracted,
+        _mode: super::ConsumerMode,
+    ) -> ConsumerSpan {
+        match *self {}
+    }
 }
 
-impl ClientSpan {
+impl SpanHandle {
     pub(crate) fn w3c(&self) -> Option<(crate::context::TraceParent, String)> {
         match *self {}
     }
-    pub(crate) fn end(self, _outcome: Outcome<'_>) {
-        match self {}
-    }
-}
-
-impl ServerSpan {
     pub(crate) async fn run<F: Future>(&self, _fut: F) -> F::Output {
         match *self {}
     }

@@ -19,15 +19,28 @@ pub mod file_exporter;
 #[cfg(feature = "otel")]
 pub mod memory;
 #[cfg(feature = "otel")]
+mod messaging;
+#[cfg(feature = "otel")]
 mod span;
 
 #[cfg(not(feature = "otel"))]
-pub use disabled::{ClientSpan, ServerSpan, Telemetry};
+pub use disabled::{ClientSpan, ConsumerSpan, ProducerSpan, ServerSpan, SpanHandle, Telemetry};
 #[cfg(feature = "otel")]
-pub use span::{ClientSpan, ServerSpan, Telemetry};
+pub use span::{ClientSpan, ConsumerSpan, ProducerSpan, ServerSpan, SpanHandle, Telemetry};
 
 /// Whether OpenTelemetry support was compiled in.
 pub const COMPILED_IN: bool = cfg!(feature = "otel");
+
+/// How a minion's CONSUMER span relates to the master's PRODUCER span.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsumerMode {
+    /// A child of the PRODUCER span: one trace per job (the default).
+    #[default]
+    Child,
+    /// A new trace with a span link to the PRODUCER span, for jobs that may
+    /// run long after they were published.
+    Link,
+}
 
 /// The outcome a handler reports, as recorded on its server span.
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]

@@ -101,6 +101,17 @@ impl Telemetry {
         out
     }
 
+    pub(super) fn start(
+        &self,
+        builder: opentelemetry::trace::SpanBuilder,
+        parent: Context,
+    ) -> SpanHandle {
+        let span = builder.start_with_context(&self.tracer, &parent);
+        SpanHandle {
+            cx: parent.with_span(span),
+        }
+    }
+
     pub(crate) fn client_span(&self, method: &str, peer: Option<SocketAddr>) -> ClientSpan {
         let mut attrs = vec![
             KeyValue::new("rpc.system", "sealrpc"),
@@ -117,7 +128,7 @@ impl Telemetry {
             .with_kind(SpanKind::Client)
             .with_attributes(attrs)
             .start_with_context(&self.tracer, &parent);
-        ClientSpan {
+        SpanHandle {
             cx: parent.with_span(span),
         }
     }
@@ -130,14 +141,7 @@ impl Telemetry {
         remote: &Extracted,
         peer: &crate::transport::Peer,
     ) -> ServerSpan {
-        let parent = match remote {
-            Extracted::Valid(remote) => remote_parent(remote),
-            Extracted::None => Context::new(),
-            Extracted::Invalid(e) => {
-                tracing::debug!("ignoring trace context from {peer}: {e}");
-                Context::new()
-            }
-        };
+        let parent = extracted_parent(remote, peer);
         let span = self
             .tracer
             .span_builder(method.to_owned())
@@ -149,7 +153,7 @@ impl Telemetry {
                 peer_attribute(peer, "port"),
             ])
             .start_with_context(&self.tracer, &parent);
-        ServerSpan {
+        SpanHandle {
             cx: parent.with_span(span),
         }
     }
@@ -182,6 +186,18 @@ fn peer_attribute(peer: &crate::transport::Peer, which: &str) -> KeyValue {
         (Peer::Addr(a), _) => KeyValue::new("client.port", i64::from(a.port())),
         (Peer::Identity(id), "address") => KeyValue::new("network.peer.identity", id.clone()),
         (Peer::Identity(_), _) => KeyValue::new("network.transport", "zmq"),
+    }
+}
+
+/// The parent a valid remote context names; a new trace otherwise.
+pub(super) fn extracted_parent(remote: &Extracted, from: &dyn std::fmt::Display) -> Context {
+    match remote {
+        Extracted::Valid(remote) => remote_parent(remote),
+        Extracted::None => Context::new(),
+        Extracted::Invalid(e) => {
+            tracing::debug!("ignoring trace context from {from}: {e}");
+            Context::new()
+        }
     }
 }
 
@@ -219,12 +235,22 @@ fn record(span: &opentelemetry::trace::SpanRef<'_>, outcome: Outcome<'_>) {
     span.end();
 }
 
-/// The CLIENT span of one call.
-pub struct ClientSpan {
-    cx: Context,
+/// One of sealrpc's spans (CLIENT, SERVER, PRODUCER or CONSUMER): its
+/// context, to inject, to run work under, and to end with an outcome.
+pub struct SpanHandle {
+    pub(super) cx: Context,
 }
 
-impl ClientSpan {
+/// The CLIENT span of one call.
+pub type ClientSpan = SpanHandle;
+/// The SERVER span of one handled request.
+pub type ServerSpan = SpanHandle;
+/// The PRODUCER span of one published job.
+pub type ProducerSpan = SpanHandle;
+/// The CONSUMER span of one job on one minion.
+pub type ConsumerSpan = SpanHandle;
+
+impl SpanHandle {
     /// This span's W3C context (`traceparent` fields and the `tracestate`
     /// header), for the channel to inject. Sampled or not: the sampled flag
     /// travels, so the receiver's parent-based sampler follows the caller.
@@ -242,26 +268,14 @@ impl ClientSpan {
         Some((parent, sc.trace_state().header()))
     }
 
-    /// Ends the span, recording a failure when there was one.
-    pub(crate) fn end(self, outcome: Outcome<'_>) {
-        record(&self.cx.span(), outcome);
-    }
-}
-
-/// The SERVER span of one handled request.
-pub struct ServerSpan {
-    cx: Context,
-}
-
-impl ServerSpan {
     /// Runs `fut` with this span's context current on every poll, so spans
-    /// the handler opens (OpenTelemetry API or `tracing` via
-    /// tracing-opentelemetry) nest under it.
+    /// opened inside (OpenTelemetry API, `tracing` via tracing-opentelemetry,
+    /// or sealrpc's own CLIENT spans) nest under it.
     pub(crate) async fn run<F: Future>(&self, fut: F) -> F::Output {
         opentelemetry::trace::FutureExt::with_context(fut, self.cx.clone()).await
     }
 
-    /// Ends the span with the handler's outcome.
+    /// Ends the span, recording a failure when there was one.
     pub(crate) fn end(self, outcome: Outcome<'_>) {
         record(&self.cx.span(), outcome);
     }

@@ -6,6 +6,7 @@
 //! Outgoing frames are batched by the channel in one buffer, each frame as
 //! `u32 big-endian length ‖ payload` (built with [`push_frame`]). For TCP
 //! that is already the wire format, so a batch is written as is.
+pub mod pubsub;
 mod tcp;
 mod ws;
 mod zmq;

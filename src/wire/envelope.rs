@@ -226,6 +226,8 @@ pub struct Opener {
     keyring: Arc<Keyring>,
     registry: Arc<SessionRegistry>,
     expect: Kind,
+    /// A second kind accepted (a minion's connection: replies and publishes).
+    also: Option<Kind>,
     ttl_ms: u64,
     max_len: usize,
     sessions: Vec<PeerSession>,
@@ -249,6 +251,7 @@ impl Opener {
             keyring,
             registry,
             expect,
+            also: None,
             ttl_ms,
             max_len,
             sessions: Vec::new(),
@@ -264,6 +267,12 @@ impl Opener {
     /// salts on one connection to fill the receiver-wide registry.
     pub fn require_rekey_after(&mut self, threshold: u64) {
         self.rekey_after = Some(threshold);
+    }
+
+    /// Accepts envelopes of kind `kind` too (the caller dispatches on
+    /// [`Opened::header`]'s kind).
+    pub fn also_accept(&mut self, kind: Kind) {
+        self.also = Some(kind);
     }
 
     /// Requires every envelope to be bound to `binding` (see [`Sealer::bind`]).
@@ -292,7 +301,7 @@ impl Opener {
             });
         }
         let header = Header::parse(frame)?;
-        if header.kind != self.expect {
+        if header.kind != self.expect && Some(header.kind) != self.also {
             return Err(WireError::WrongKind {
                 expected: kind_name(self.expect),
                 got: kind_name(header.kind),
@@ -414,6 +423,7 @@ fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Request => "request",
         Kind::Reply => "reply",
+        Kind::Publish => "publish",
     }
 }
 

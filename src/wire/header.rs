@@ -30,6 +30,8 @@ pub enum Kind {
     Request = 1,
     /// Server to client: the answer to a call.
     Reply = 2,
+    /// Master to minion: a published job (or a subscription probe).
+    Publish = 3,
 }
 
 impl Kind {
@@ -37,6 +39,7 @@ impl Kind {
         match b {
             1 => Ok(Kind::Request),
             2 => Ok(Kind::Reply),
+            3 => Ok(Kind::Publish),
             other => Err(WireError::UnknownKind(other)),
         }
     }

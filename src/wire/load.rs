@@ -61,6 +61,24 @@ pub struct RequestLoad<'a> {
     pub trace: Carrier<'a>,
 }
 
+/// A published job (master to minion), or a subscription probe (an empty
+/// `jid`). `to` is the one minion it is addressed to, or `*` for all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishLoad<'a> {
+    #[serde(borrow)]
+    pub jid: &'a str,
+    #[serde(borrow)]
+    pub to: &'a str,
+    #[serde(borrow)]
+    pub method: &'a str,
+    #[serde(borrow, with = "serde_bytes")]
+    pub body: &'a [u8],
+    /// How long the master waits for returns, in ms; 0 = none.
+    pub deadline_ms: u32,
+    #[serde(borrow, default, skip_serializing_if = "Carrier::is_empty")]
+    pub trace: Carrier<'a>,
+}
+
 /// How a call ended, as told by the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

@@ -10,5 +10,5 @@ pub mod replay;
 
 pub use envelope::{Opened, Opener, Sealer, SealerLimits};
 pub use header::{Header, Kind, HEADER_LEN, TAG_LEN};
-pub use load::{ReplyLoad, ReplyStatus, RequestLoad};
+pub use load::{PublishLoad, ReplyLoad, ReplyStatus, RequestLoad};
 pub use replay::{ReplayWindow, SessionRegistry};

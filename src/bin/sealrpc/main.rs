@@ -1,7 +1,9 @@
-//! The `sealrpc` command line: keygen, master, call, demo.
+//! The `sealrpc` command line: keygen, master, minion, call, publish, demo.
 mod call;
 mod demo;
 mod master;
+mod minion;
+mod publish;
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -32,8 +34,12 @@ enum Command {
     },
     /// Serve the built-in test.* methods until SIGTERM or Ctrl-C.
     Master(master::MasterArgs),
+    /// Register with a master and run the jobs published to this minion.
+    Minion(minion::MinionArgs),
     /// Call one method on a master and print the result as JSON.
     Call(call::CallArgs),
+    /// Publish a job to minions and print every return as JSON.
+    Publish(publish::PublishArgs),
     /// Run a master and clients in-process and print each trace as a tree.
     Demo(demo::DemoArgs),
 }
@@ -66,6 +72,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Master(a) => master::run(a).await,
             Command::Call(a) => call::run(a).await,
+            Command::Minion(a) => minion::run(a).await,
+            Command::Publish(a) => publish::run(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Keygen { .. } => Ok(()),
         }

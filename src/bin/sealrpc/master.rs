@@ -1,17 +1,22 @@
 //! `sealrpc master`: serve the built-in methods until SIGTERM or Ctrl-C.
 use super::trace::{self, TraceArgs};
 use clap::Args;
-use sealrpc::channel::{ChannelConfig, Router, Server};
+use sealrpc::channel::{ChannelConfig, Router};
 use sealrpc::keys::Key;
+use sealrpc::master::Master;
 use sealrpc::telemetry::config::Role;
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct MasterArgs {
-    /// Address to listen on: tcp://HOST:PORT or ws://HOST:PORT/PATH. Repeat
-    /// to listen on several at once.
+    /// Address to listen on: tcp://HOST:PORT, ws://HOST:PORT/PATH or
+    /// zmq://HOST:PORT. Repeat to listen on several at once.
     #[arg(long, default_value = "tcp://127.0.0.1:4506")]
     listen: Vec<String>,
+    /// Port of the ZeroMQ PUB socket (with a zmq:// listener; same host).
+    /// 0 picks a free port; minions learn it when they register.
+    #[arg(long, default_value_t = 0)]
+    publish_port: u16,
     /// Key file (see `sealrpc keygen`).
     #[arg(long)]
     key: PathBuf,
@@ -24,13 +29,16 @@ pub async fn run(a: MasterArgs) -> Result<(), String> {
     let telemetry = trace::start(Role::Master, &a.trace)?;
     let cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
     let router = sealrpc::builtin::register(Router::new());
-    let server = Server::bind_all(&a.listen, router, cfg)
+    let master = Master::bind(&a.listen, router, cfg, a.publish_port)
         .await
         .map_err(|e| e.to_string())?;
-    for url in server.local_urls().map_err(|e| e.to_string())? {
+    for url in master.local_urls().map_err(|e| e.to_string())? {
         eprintln!("sealrpc master listening on {url}");
     }
-    let result = server
+    if let Some(addr) = master.publish_addr() {
+        eprintln!("sealrpc master publishing on zmq://{addr}");
+    }
+    let result = master
         .run(shutdown_signal())
         .await
         .map_err(|e| e.to_string());

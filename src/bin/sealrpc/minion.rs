@@ -1,0 +1,67 @@
+//! `sealrpc minion`: register with a master and run the jobs published to
+//! this minion (the built-in test.* methods) until SIGTERM or Ctrl-C.
+use super::master::shutdown_signal;
+use super::trace::{self, TraceArgs};
+use clap::Args;
+use sealrpc::channel::{ChannelConfig, Router};
+use sealrpc::keys::Key;
+use sealrpc::minion::{Minion, MinionOptions};
+use sealrpc::telemetry::config::Role;
+use sealrpc::telemetry::ConsumerMode;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct MinionArgs {
+    /// The master's address: tcp://, ws:// or zmq://.
+    #[arg(long, default_value = "tcp://127.0.0.1:4506")]
+    master: String,
+    /// This minion's id (A-Z a-z 0-9 . _ -).
+    #[arg(long)]
+    id: String,
+    /// Key file (see `sealrpc keygen`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Start each job's CONSUMER span as a new trace linked to the
+    /// master's PRODUCER span, instead of as its child.
+    #[arg(long)]
+    link_jobs: bool,
+    #[command(flatten)]
+    trace: TraceArgs,
+}
+
+pub async fn run(a: MinionArgs) -> Result<(), String> {
+    let key = Key::load(&a.key).map_err(|e| e.to_string())?;
+    let telemetry = trace::start(Role::Minion, &a.trace)?;
+    let cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
+    let opts = MinionOptions {
+        consumer: if a.link_jobs {
+            ConsumerMode::Link
+        } else {
+            ConsumerMode::Child
+        },
+        ..MinionOptions::default()
+    };
+    let router = sealrpc::builtin::register(Router::new());
+    let minion = Minion::new(&a.master, &a.id, router, cfg, opts).map_err(|e| e.to_string())?;
+    let mut ready = minion.ready();
+    let id = a.id.clone();
+    let report = tokio::spawn(async move {
+        // Each registration (the first, and after any loss of the master).
+        while ready.wait_for(|r| *r).await.is_ok() {
+            eprintln!("sealrpc minion {id} ready");
+            if ready.wait_for(|r| !*r).await.is_err() {
+                break;
+            }
+        }
+    });
+    let result = minion
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string());
+    report.abort();
+    eprintln!("sealrpc minion {} stopped", a.id);
+    if let Some(t) = telemetry {
+        t.shutdown().await;
+    }
+    result
+}

@@ -1,0 +1,9 @@
+//! Jobs: what master and minions say to each other over the channel
+//! (registration, probes, returns, publish requests), targets, and ids.
+//! Plain data, no IO: the master and minion modules drive it.
+mod protocol;
+mod target;
+
+pub use protocol::{Hello, JobReport, MinionResult, PublishRequest, Ready, Return, Welcome};
+pub use protocol::{HELLO, PROBE, PUBLISH, READY, RETURN};
+pub use target::{validate_id, Target, MAX_ID_LEN};

@@ -1,0 +1,80 @@
+//! The bodies (MessagePack) of the channel methods a master serves to
+//! minions and publishers. They travel inside sealed envelopes like any
+//! other call.
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+
+/// A minion registers: `Hello` → `Welcome`.
+pub const HELLO: &str = "sealrpc.hello";
+/// A ZeroMQ minion confirms its subscription: `Ready` → nil.
+pub const READY: &str = "sealrpc.ready";
+/// A minion returns a job's result: `Return` → nil.
+pub const RETURN: &str = "sealrpc.return";
+/// A publisher publishes a job and waits for the returns:
+/// `PublishRequest` → `JobReport`.
+pub const PUBLISH: &str = "sealrpc.publish";
+/// The method of subscription probes (never a handler's).
+pub const PROBE: &str = "sealrpc.probe";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub id: String,
+}
+
+/// The master's answer to `Hello`. For a ZeroMQ minion: the port of the
+/// master's PUB socket (same host as the master URL) and the token the
+/// master will publish on the minion's topic until it answers `Ready`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub publish_port: Option<u16>,
+    pub probe: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub id: String,
+    pub token: String,
+}
+
+/// One minion's result of one job: on success the handler's reply body,
+/// on failure a UTF-8 message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinionResult {
+    pub ok: bool,
+    pub body: ByteBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    pub jid: String,
+    pub id: String,
+    pub result: MinionResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishRequest {
+    /// `*`, `id1,id2`, or a glob such as `web*`.
+    pub target: String,
+    pub method: String,
+    pub body: ByteBuf,
+    /// How long to collect returns.
+    pub timeout_ms: u64,
+}
+
+/// Every targeted minion, each either in `returns` or in `missing`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    pub jid: String,
+    pub returns: BTreeMap<String, MinionResult>,
+    /// Targeted minions that did not return in time (or were not connected,
+    /// or could not be sent the job), sorted.
+    pub missing: Vec<String>,
+}
+
+impl JobReport {
+    /// True when every targeted minion returned and none failed.
+    pub fn all_ok(&self) -> bool {
+        self.missing.is_empty() && self.returns.values().all(|r| r.ok)
+    }
+}

@@ -1,0 +1,126 @@
+//! A master: a channel server that also knows its minions. It serves the
+//! registration and return methods, publishes jobs to targets (down each
+//! minion's connection on TCP and WebSocket, by topic on ZeroMQ) and
+//! collects every return up to a timeout, reporting who did not answer.
+mod jobs;
+mod publish;
+mod registry;
+mod service;
+
+use crate::channel::{ChannelConfig, PubSender, Router, Server};
+use crate::error::Error;
+use crate::job::JobReport;
+use crate::telemetry::Telemetry;
+use crate::transport::Endpoint;
+use bytes::Bytes;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the router's built-in methods and [`MasterHandle`] share.
+pub(crate) struct Hub {
+    registry: registry::Registry,
+    jobs: jobs::Jobs,
+    /// The ZeroMQ PUB socket, when the master listens on ZeroMQ.
+    pub_sender: Option<PubSender>,
+    telemetry: Option<Telemetry>,
+    last_jid: AtomicU64,
+}
+
+/// A bound master, not yet running.
+pub struct Master {
+    server: Server,
+    hub: Arc<Hub>,
+}
+
+/// Publishes jobs and lists minions, from inside the process. Cheap to clone.
+#[derive(Clone)]
+pub struct MasterHandle {
+    hub: Arc<Hub>,
+}
+
+impl Master {
+    /// Binds every URL. `router` holds the methods the master itself
+    /// serves; the minion protocol (`sealrpc.*`) is added to it. With a
+    /// `zmq://` URL, a PUB socket is bound on the same host at `pub_port`
+    /// (0 = any free port; minions learn it when they register).
+    pub async fn bind<S: AsRef<str>>(
+        urls: &[S],
+        router: Router,
+        cfg: ChannelConfig,
+        pub_port: u16,
+    ) -> Result<Master, Error> {
+        let zmq_host = urls.iter().find_map(|u| match Endpoint::parse(u.as_ref()) {
+            Some(Endpoint::Zmq(addr)) => addr.rsplit_once(':').map(|(h, _)| h.to_owned()),
+            _ => None,
+        });
+        let pub_sender = match zmq_host {
+            Some(host) => Some(PubSender::bind(&format!("{host}:{pub_port}"), &cfg).await?),
+            None => None,
+        };
+        let hub = Arc::new(Hub {
+            registry: registry::Registry::default(),
+            jobs: jobs::Jobs::default(),
+            pub_sender,
+            telemetry: cfg.telemetry.clone(),
+            last_jid: AtomicU64::new(0),
+        });
+        let router = service::register(router, hub.clone());
+        let server = Server::bind_all(urls, router, cfg).await?;
+        Ok(Master { server, hub })
+    }
+
+    /// Every listener's URL, in the order bound.
+    pub fn local_urls(&self) -> Result<Vec<String>, Error> {
+        self.server.local_urls()
+    }
+
+    /// The ZeroMQ PUB socket's address, when there is one.
+    pub fn publish_addr(&self) -> Option<std::net::SocketAddr> {
+        self.hub.pub_sender.as_ref()?.local_addr().ok()
+    }
+
+    /// A handle to publish jobs from this process.
+    pub fn handle(&self) -> MasterHandle {
+        MasterHandle {
+            hub: self.hub.clone(),
+        }
+    }
+
+    /// How long in-flight requests may run on after shutdown.
+    pub fn with_grace(mut self, grace: Duration) -> Master {
+        self.server = self.server.with_grace(grace);
+        self
+    }
+
+    /// Serves until `shutdown` completes (see [`Server::run`]).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        self.server.run(shutdown).await
+    }
+}
+
+impl MasterHandle {
+    /// Publishes `method(body)` to `target` (`*`, `id1,id2`, or a glob) and
+    /// collects returns for up to `timeout`. Fails when the target matches
+    /// no connected minion (it is never widened to a broadcast).
+    pub async fn publish(
+        &self,
+        target: &str,
+        method: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<JobReport, Error> {
+        self.hub.publish(target, method, body, timeout).await
+    }
+
+    /// The ids of the connected, ready minions, sorted.
+    pub fn minions(&self) -> Vec<String> {
+        self.hub.registry.ready_ids()
+    }
+
+    /// Completes once at least `n` minions are connected and ready.
+    pub async fn wait_for_minions(&self, n: usize) {
+        self.hub.registry.wait_for(n).await
+    }
+}

@@ -1,0 +1,159 @@
+//! The minions connected to a master: each id bound to the connection it
+//! registered over, and how jobs reach it (down that connection, or on its
+//! ZeroMQ topic once its subscription is confirmed).
+use crate::channel::PeerLink;
+use crate::error::Error;
+use crate::job::Target;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+/// How a job reaches a minion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Down the minion's own connection (TCP, WebSocket).
+    Link,
+    /// On its topic of the master's ZeroMQ PUB socket.
+    Topic,
+}
+
+struct Entry {
+    link: PeerLink,
+    delivery: Delivery,
+    /// ZeroMQ: the probe token, until the minion confirms it (then `None`).
+    probe: Option<String>,
+}
+
+impl Entry {
+    fn ready(&self) -> bool {
+        self.probe.is_none() && self.link.is_open()
+    }
+}
+
+/// id → entry, plus a count of ready minions to wait on.
+pub(crate) struct Registry {
+    entries: Mutex<HashMap<String, Entry>>,
+    ready: watch::Sender<usize>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            entries: Mutex::default(),
+            ready: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers `id` over `link`; a ZeroMQ minion (`probe` set) becomes
+    /// ready only once it confirms the probe. An id registered over another
+    /// live connection is refused (no takeover of a connected minion).
+    pub(crate) fn hello(
+        &self,
+        id: &str,
+        link: PeerLink,
+        probe: Option<String>,
+    ) -> Result<(), Error> {
+        let mut entries = self.lock();
+        entries.retain(|_, e| e.link.is_open());
+        if let Some(e) = entries.get(id) {
+            if !e.link.same_connection(&link) {
+                return Err(Error::Publish(format!(
+                    "minion {id} is already connected over another connection"
+                )));
+            }
+        }
+        let delivery = if probe.is_some() {
+            Delivery::Topic
+        } else {
+            Delivery::Link
+        };
+        entries.insert(
+            id.to_owned(),
+            Entry {
+                link,
+                delivery,
+                probe,
+            },
+        );
+        self.publish_count(&entries);
+        Ok(())
+    }
+
+    /// A ZeroMQ minion confirms it received its probe.
+    pub(crate) fn confirm(&self, id: &str, link: &PeerLink, token: &str) -> Result<(), Error> {
+        let mut entries = self.lock();
+        match entries.get_mut(id) {
+            Some(e) if e.link.same_connection(link) && e.probe.as_deref() == Some(token) => {
+                e.probe = None;
+            }
+            Some(e) if e.link.same_connection(link) && e.probe.is_none() => {}
+            _ => return Err(Error::Publish(format!("minion {id} has no pending probe"))),
+        }
+        self.publish_count(&entries);
+        Ok(())
+    }
+
+    /// The probe token still pending for `id` on `link`.
+    pub(crate) fn pending_probe(&self, id: &str, link: &PeerLink) -> Option<String> {
+        let entries = self.lock();
+        let e = entries.get(id)?;
+        (e.link.is_open() && e.link.same_connection(link))
+            .then(|| e.probe.clone())
+            .flatten()
+    }
+
+    /// Whether `id` registered over `link` (a return must come from there).
+    pub(crate) fn registered_on(&self, id: &str, link: &PeerLink) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|e| e.link.same_connection(link))
+    }
+
+    /// The ready minions `target` selects, sorted by id.
+    pub(crate) fn resolve(&self, target: &Target) -> Vec<(String, Delivery, PeerLink)> {
+        let mut entries = self.lock();
+        entries.retain(|_, e| e.link.is_open());
+        self.publish_count(&entries);
+        let mut out: Vec<_> = entries
+            .iter()
+            .filter(|(id, e)| e.ready() && target.matches(id))
+            .map(|(id, e)| (id.clone(), e.delivery, e.link.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The ids of the ready minions, sorted.
+    pub(crate) fn ready_ids(&self) -> Vec<String> {
+        self.resolve(&Target::All)
+            .into_iter()
+            .map(|m| m.0)
+            .collect()
+    }
+
+    /// Completes once at least `n` minions are ready.
+    pub(crate) async fn wait_for(&self, n: usize) {
+        let mut rx = self.ready.subscribe();
+        loop {
+            // Prunes closed connections, refreshing the count.
+            if self.ready_ids().len() >= n {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn publish_count(&self, entries: &HashMap<String, Entry>) {
+        let n = entries.values().filter(|e| e.ready()).count();
+        self.ready
+            .send_if_modified(|c| std::mem::replace(c, n) != n);
+    }
+}

@@ -1,0 +1,136 @@
+//! The methods a master serves for the minion protocol: `sealrpc.hello`,
+//! `sealrpc.ready`, `sealrpc.return` and `sealrpc.publish`.
+use super::Hub;
+use crate::channel::{HandlerError, Job, PeerLink, Request, Router};
+use crate::job::{self, Hello, PublishRequest, Ready, Return, Welcome};
+use crate::transport::Peer;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often, and for how long, a ZeroMQ minion is sent its probe.
+const PROBE_EVERY: Duration = Duration::from_millis(25);
+const PROBE_FOR: Duration = Duration::from_secs(30);
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Bytes, HandlerError> {
+    rmp_serde::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| HandlerError::new(format!("cannot encode reply: {e}")))
+}
+
+fn refused(e: crate::Error) -> HandlerError {
+    HandlerError::new(e.to_string())
+}
+
+/// Adds the minion protocol to `router`.
+pub(crate) fn register(router: Router, hub: Arc<Hub>) -> Router {
+    let (h1, h2, h3, h4) = (hub.clone(), hub.clone(), hub.clone(), hub);
+    router
+        .route(job::HELLO, move |req| hello(h1.clone(), req))
+        .route(job::READY, move |req| ready(h2.clone(), req))
+        .route(job::RETURN, move |req| returned(h3.clone(), req))
+        .route(job::PUBLISH, move |req| publish(h4.clone(), req))
+}
+
+async fn hello(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
+    let hello: Hello = req.decode()?;
+    job::validate_id(&hello.id).map_err(refused)?;
+    // A ZeroMQ minion (a ROUTER identity) gets its jobs on the PUB socket.
+    let zmq = matches!(req.peer, Peer::Identity(_));
+    let welcome = match (&hub.pub_sender, zmq) {
+        (Some(pubs), true) => {
+            let token = hex::encode(crate::channel::random_token());
+            hub.registry
+                .hello(&hello.id, req.link.clone(), Some(token.clone()))
+                .map_err(refused)?;
+            let port = pubs.local_addr().map_err(refused)?.port();
+            tokio::spawn(probe(
+                hub.clone(),
+                hello.id.clone(),
+                req.link.clone(),
+                token.clone(),
+            ));
+            Welcome {
+                publish_port: Some(port),
+                probe: Some(token),
+            }
+        }
+        (None, true) => return Err(HandlerError::new("this master has no publish socket")),
+        (_, false) => {
+            hub.registry
+                .hello(&hello.id, req.link.clone(), None)
+                .map_err(refused)?;
+            Welcome {
+                publish_port: None,
+                probe: None,
+            }
+        }
+    };
+    tracing::info!("minion {} registered from {}", hello.id, req.peer);
+    encode(&welcome)
+}
+
+/// Publishes the probe on the minion's topic until it confirms (its SUB
+/// socket may take a moment to subscribe: ZeroMQ's "slow joiner").
+async fn probe(hub: Arc<Hub>, id: String, link: PeerLink, token: String) {
+    let Some(pubs) = &hub.pub_sender else { return };
+    let job = Job::new(
+        String::new(),
+        job::PROBE.to_owned(),
+        Bytes::from(token.clone()),
+        Duration::ZERO,
+        None,
+    );
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    let until = tokio::time::Instant::now() + PROBE_FOR;
+    while tokio::time::Instant::now() < until
+        && hub.registry.pending_probe(&id, &link).as_deref() == Some(token.as_str())
+    {
+        every.tick().await;
+        if let Err(e) = pubs.send(&job, &id).await {
+            tracing::debug!("probe to {id}: {e}");
+        }
+    }
+}
+
+async fn ready(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
+    let ready: Ready = req.decode()?;
+    hub.registry
+        .confirm(&ready.id, &req.link, &ready.token)
+        .map_err(refused)?;
+    tracing::info!("minion {} subscribed", ready.id);
+    encode(&())
+}
+
+async fn returned(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
+    let ret: Return = req.decode()?;
+    // The id is bound to the connection it registered over.
+    if !hub.registry.registered_on(&ret.id, &req.link) {
+        return Err(HandlerError::new(format!(
+            "minion {} is not registered on this connection",
+            ret.id
+        )));
+    }
+    if !hub.jobs.record(&ret.jid, &ret.id, ret.result) {
+        return Err(HandlerError::new(format!(
+            "job {} is not waiting for a return from {}",
+            ret.jid, ret.id
+        )));
+    }
+    encode(&())
+}
+
+async fn publish(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
+    let p: PublishRequest = req.decode()?;
+    let timeout = Duration::from_millis(p.timeout_ms);
+    let report = hub
+        .publish(
+            &p.target,
+            &p.method,
+            Bytes::from(p.body.into_vec()),
+            timeout,
+        )
+        .await
+        .map_err(refused)?;
+    encode(&report)
+}

@@ -1,0 +1,213 @@
+//! One registration with the master, from `hello` until the connection is
+//! lost: receive jobs, run each, return its result.
+use super::Minion;
+use crate::channel::{Client, HandlerError, PeerLink, Published, Request, Subscription};
+use crate::error::Error;
+use crate::job::{self, Hello, MinionResult, Ready, Return, Welcome};
+use crate::telemetry::Outcome;
+use crate::transport::Peer;
+use crate::wire::SessionRegistry;
+use serde_bytes::ByteBuf;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// How long a ZeroMQ minion waits for its probe after registering.
+const PROBE_WAIT: Duration = Duration::from_secs(30);
+
+/// Registers and serves jobs until the master is lost (`Ok`) or
+/// registration fails (`Err`).
+pub(super) async fn serve(
+    me: Arc<Minion>,
+    registry: Arc<SessionRegistry>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let registering = register(&me, registry);
+    let (client, mut pushed, mut sub, master) = tokio::select! {
+        r = registering => r?,
+        _ = stop.wait_for(|s| *s) => return Ok(()),
+    };
+    tracing::info!("minion {} registered with {}", me.id, me.master);
+    me.ready.send_replace(true);
+    let permits = Arc::new(Semaphore::new(me.opts.max_jobs.max(1)));
+    let mut running = JoinSet::new();
+    loop {
+        let published = tokio::select! {
+            p = next(&mut pushed, sub.as_mut()) => p,
+            _ = client.disconnected() => Err(Error::ConnectionClosed),
+            _ = stop.wait_for(|s| *s) => break,
+            Some(_) = running.join_next(), if !running.is_empty() => continue,
+        };
+        let Ok(published) = published else {
+            // The master is gone: register again (running jobs' returns
+            // would fail; they end with the session).
+            return Ok(());
+        };
+        if published.method == job::PROBE {
+            continue;
+        }
+        if published.to != "*" && published.to != me.id {
+            tracing::warn!(
+                "job {} addressed to {} reached {}; dropped",
+                published.jid,
+                published.to,
+                me.id
+            );
+            continue;
+        }
+        let (me, client, permits) = (me.clone(), client.clone(), permits.clone());
+        running.spawn(async move {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            run_job(&me, &client, master, published).await;
+        });
+    }
+    // Shutting down: running jobs finish and return, up to the grace period.
+    let drained = async { while running.join_next().await.is_some() {} };
+    if tokio::time::timeout(me.opts.grace, drained).await.is_err() {
+        tracing::warn!(
+            "minion {}: jobs still running at shutdown were stopped",
+            me.id
+        );
+    }
+    Ok(())
+}
+
+type Registered = (
+    Client,
+    mpsc::Receiver<Published>,
+    Option<Subscription>,
+    SocketAddr,
+);
+
+/// Connects, says hello and, on ZeroMQ, subscribes and confirms the probe.
+async fn register(me: &Minion, registry: Arc<SessionRegistry>) -> Result<Registered, Error> {
+    let (client, pushed) =
+        Client::connect_with_publishes(&me.master, me.cfg.clone(), me.opts.queue).await?;
+    let master = client.peer_addr().ok_or(Error::ConnectionClosed)?;
+    let welcome: Welcome = client
+        .call_value(job::HELLO, &Hello { id: me.id.clone() })
+        .await?;
+    let sub = match (welcome.publish_port, welcome.probe) {
+        (Some(port), Some(token)) => {
+            let addr = SocketAddr::new(master.ip(), port);
+            let mut sub = Subscription::connect(addr, &me.id, &me.cfg, registry).await?;
+            await_probe(&mut sub, &token).await?;
+            let ready = Ready {
+                id: me.id.clone(),
+                token,
+            };
+            client.call_value::<_, ()>(job::READY, &ready).await?;
+            Some(sub)
+        }
+        _ => None,
+    };
+    Ok((client, pushed, sub, master))
+}
+
+/// The next job, from the connection (TCP, WebSocket) or the subscription.
+async fn next(
+    pushed: &mut mpsc::Receiver<Published>,
+    sub: Option<&mut Subscription>,
+) -> Result<Published, Error> {
+    match sub {
+        Some(sub) => sub.next().await,
+        None => pushed.recv().await.ok_or(Error::ConnectionClosed),
+    }
+}
+
+async fn await_probe(sub: &mut Subscription, token: &str) -> Result<(), Error> {
+    let wait = async {
+        loop {
+            let p = sub.next().await?;
+            if p.method == job::PROBE && p.body == token.as_bytes() {
+                return Ok(());
+            }
+        }
+    };
+    match tokio::time::timeout(PROBE_WAIT, wait).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Publish(
+            "no probe arrived on the master's publish socket".into(),
+        )),
+    }
+}
+
+/// Runs one job inside its CONSUMER span and returns its result; the
+/// return's CLIENT span is a child of the CONSUMER span.
+async fn run_job(me: &Minion, client: &Client, master: SocketAddr, p: Published) {
+    let span = me
+        .cfg
+        .telemetry
+        .as_ref()
+        .map(|t| t.consumer_span(&p.method, &p.jid, &me.id, &p.context, me.opts.consumer));
+    let work = async {
+        let result = match me.router.get(&p.method).cloned() {
+            Some(handler) => {
+                let request = Request {
+                    method: p.method.clone(),
+                    body: p.body.clone(),
+                    deadline: p.deadline,
+                    peer: Peer::Addr(master),
+                    link: PeerLink::default(),
+                };
+                crate::channel::run_handler(handler(request), p.deadline)
+                    .await
+                    .map_err(|(_, e)| e)
+            }
+            None => Err(HandlerError::new(format!(
+                "no such method on minion {}: {}",
+                me.id, p.method
+            ))),
+        };
+        let ret = Return {
+            jid: p.jid.clone(),
+            id: me.id.clone(),
+            result: match &result {
+                Ok(body) => MinionResult {
+                    ok: true,
+                    body: ByteBuf::from(body.to_vec()),
+                },
+                Err(e) => MinionResult {
+                    ok: false,
+                    body: ByteBuf::from(e.message.clone().into_bytes()),
+                },
+            },
+        };
+        let left = p.deadline.map_or(me.cfg.timeout, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+        });
+        let body = rmp_serde::to_vec(&ret).map_err(|e| Error::Body(e.to_string()));
+        let sent = match body {
+            Ok(body) => client
+                .call_with_timeout(job::RETURN, body.into(), left.max(Duration::from_millis(1)))
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        (result.err(), sent)
+    };
+    let (failed, sent) = match &span {
+        Some(span) => span.run(work).await,
+        None => work.await,
+    };
+    if let Err(e) = &sent {
+        tracing::warn!("minion {}: return of job {} lost: {e}", me.id, p.jid);
+    }
+    if let Some(span) = span {
+        span.end(match (&failed, &sent) {
+            (Some(e), _) => Outcome::Failed {
+                kind: "handler_error",
+                message: &e.message,
+            },
+            (None, Err(_)) => Outcome::Failed {
+                kind: "return_lost",
+                message: "the return could not be sent",
+            },
+            (None, Ok(())) => Outcome::Ok,
+        });
+    }
+}
