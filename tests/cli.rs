@@ -1,97 +1,12 @@
 //! The `sealrpc` binary end to end: keygen, master, call, exit codes,
 //! SIGTERM shutdown with span flush, the file exporter, TRACEPARENT.
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sealrpc");
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sealrpc-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d
-}
-
-fn sealrpc(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k == "TRACEPARENT" || k == "TRACESTATE" {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn keygen(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    let out = sealrpc(&["keygen", "--out", key.to_str().expect("utf8")])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{out:?}");
-    key
-}
-
-struct Master {
-    child: Child,
-    url: String,
-}
-
-impl Master {
-    /// Starts a master on an ephemeral port; returns once it says where it listens.
-    fn start(key: &Path, extra: &[&str]) -> Master {
-        let mut args = vec![
-            "master",
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--key",
-            key.to_str().expect("utf8"),
-        ];
-        args.extend_from_slice(extra);
-        let mut child = sealrpc(&args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn master");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("master exited before listening")
-                .expect("read");
-            if let Some(u) = line.strip_prefix("sealrpc master listening on ") {
-                break u.to_owned();
-            }
-        };
-        // Keep draining stderr so the master never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Master { child, url }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        self.signal("-TERM")
-    }
-
-    /// Sends `sig` (e.g. "-INT", as Ctrl-C does), then the exit status.
-    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Master {
-    /// A failed assertion must not leave a master running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::path::Path;
+use std::process::Output;
+#[cfg(feature = "otel")]
+use support::cli::spans_in;
+use support::cli::{keygen, sealrpc, tmpdir, Master};
 
 fn call(master: &Master, key: &Path, args: &[&str]) -> Output {
     let mut a = vec![
@@ -281,20 +196,6 @@ fn traced_call(master: &Master, key: &Path, file: &Path, traceparent: &str) -> O
 }
 
 #[cfg(feature = "otel")]
-fn spans_in(file: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    let mut spans = Vec::new();
-    for line in text.lines() {
-        let req: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
-        for rs in req["resourceSpans"].as_array().into_iter().flatten() {
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                spans.extend(ss["spans"].as_array().into_iter().flatten().cloned());
-            }
-        }
-    }
-    spans
-}
-
 #[cfg(feature = "otel")]
 fn named<'a>(spans: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
     spans

@@ -40,7 +40,8 @@ fn kind(k: &SpanKind) -> &'static str {
     }
 }
 
-/// Renders spans as one tree per trace: name, kind, duration, status.
+/// Renders spans as one tree per trace (in order of each trace's first
+/// span): name, kind, duration, the minion of a CONSUMER span, status.
 pub fn render_trees(spans: &[SpanData]) -> String {
     let mut by_trace: BTreeMap<String, Vec<&SpanData>> = BTreeMap::new();
     for s in spans {
@@ -49,9 +50,13 @@ pub fn render_trees(spans: &[SpanData]) -> String {
             .or_default()
             .push(s);
     }
-    let mut out = String::new();
-    for (trace, mut list) in by_trace {
+    let mut traces: Vec<(String, Vec<&SpanData>)> = by_trace.into_iter().collect();
+    for (_, list) in &mut traces {
         list.sort_by_key(|s| s.start_time);
+    }
+    traces.sort_by_key(|(_, list)| list.first().map(|s| s.start_time));
+    let mut out = String::new();
+    for (trace, list) in traces {
         let _ = writeln!(out, "trace {trace}");
         let ids: Vec<SpanId> = list.iter().map(|s| s.span_context.span_id()).collect();
         for root in list.iter().filter(|s| !ids.contains(&s.parent_span_id)) {
@@ -71,9 +76,15 @@ fn draw(out: &mut String, span: &SpanData, all: &[&SpanData], depth: usize) {
         Status::Error { description } => format!("  ERROR: {description}"),
         _ => String::new(),
     };
+    let minion = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "messaging.client.id")
+        .map(|kv| format!(" on {}", kv.value))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{}{} [{}] {:.3} ms  span {}{}",
+        "{}{} [{}]{minion} {:.3} ms  span {}{}",
         "  ".repeat(depth),
         span.name,
         kind(&span.span_kind),

@@ -2,6 +2,7 @@
 //! stop it deterministically (stop returns once every handler has finished,
 //! so every server span has ended).
 #![allow(dead_code)]
+pub mod cli;
 pub mod cluster;
 use sealrpc::channel::{ChannelConfig, Router, Server};
 use std::net::SocketAddr;
