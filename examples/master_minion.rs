@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ws://127.0.0.1:0/sealrpc",
         "zmq://127.0.0.1:0",
     ];
-    let master = Master::bind(&listen, Router::new(), cfg.clone(), 0).await?;
+    let master = Master::bind(&listen, Router::new(), cfg.clone(), Default::default()).await?;
     let urls = master.local_urls()?;
     let jobs = master.handle();
     let (stop_master, stopped) = tokio::sync::oneshot::channel::<()>();

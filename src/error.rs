@@ -42,12 +42,42 @@ pub enum WireError {
     RegistryFull(usize),
     #[error("key use limit reached: {0} envelopes under one session key; rekey required")]
     KeyExhausted(u64),
-    #[error("the peer refused our envelope (alert {0}): wrong key, replay, clock skew or bad data; see the peer's log")]
+    #[error("{}", alert_message(*.0))]
     PeerAlert(u8),
     /// The load did not decode. The reason is a fixed phrase: decoder
     /// messages can quote attacker-chosen bytes, so they are never kept.
     #[error("bad load: {0}")]
     BadLoad(&'static str),
+    #[error("publish signature missing or invalid: not from the master")]
+    BadSignature,
+}
+
+/// The connection handshake (`wire::handshake`) failed. Variants carry
+/// lengths, a version or kind byte, an alert code or a fixed phrase: never
+/// key material, payload bytes, or the Noise library's own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    #[error("handshake frame truncated: {len} bytes, at least {min} needed")]
+    Truncated { len: usize, min: usize },
+    #[error("handshake frame too large: {len} bytes, the limit is {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("not a sealrpc handshake frame (bad magic)")]
+    BadMagic,
+    #[error("unsupported handshake version {0} (this build speaks version 1 only)")]
+    UnsupportedVersion(u8),
+    #[error("unexpected frame: expected {expected}, got kind {got:#04x}")]
+    UnexpectedMessage { expected: &'static str, got: u8 },
+    #[error("the peer refused the handshake (alert {0}); see the peer's log")]
+    PeerAlert(u8),
+    /// Our own payload is over the limit (a caller error, nothing was sent).
+    #[error("handshake payload too large: {len} bytes, the limit is {max}")]
+    PayloadTooLarge { len: usize, max: usize },
+    #[error("handshake authentication failed: tampered message or wrong peer")]
+    Decrypt,
+    /// Any other Noise failure, as a fixed phrase.
+    #[error("handshake failed: {0}")]
+    Noise(&'static str),
 }
 
 /// Errors from key files and keyrings.
@@ -93,6 +123,30 @@ pub enum Error {
     Busy,
     #[error("publish refused: {0}")]
     Publish(String),
+    #[error("handshake: {0}")]
+    Handshake(#[from] crate::wire::handshake::HandshakeError),
+    #[error("handshake did not complete within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("keys: {0}")]
+    Pki(String),
     #[error("bad body: {0}")]
     Body(String),
+}
+
+/// What a peer's alert code means, for the one-line error a user sees.
+fn alert_message(code: u8) -> String {
+    match code {
+        3 => "the peer did not accept our identity (a minion key pending, rejected or \
+              denied on the master: see `sealrpc key list`; or a failed handshake)"
+            .to_owned(),
+        2 => "the peer refused our envelope as malformed or too large (alert 2); see the peer's log"
+            .to_owned(),
+        c => format!(
+            "the peer refused our envelope (alert {c}): wrong key, replay, clock skew or bad data; see the peer's log"
+        ),
+    }
 }

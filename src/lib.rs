@@ -24,6 +24,7 @@ pub mod job;
 pub mod keys;
 pub mod master;
 pub mod minion;
+pub mod pki;
 pub mod tap;
 pub mod telemetry;
 pub mod transport;

@@ -89,6 +89,12 @@ impl Client {
         self.current().map(|c| c.peer)
     }
 
+    /// The server as the handshake authenticated it (identity mode), for
+    /// the current connection.
+    pub fn server(&self) -> Option<Arc<super::Principal>> {
+        self.current().and_then(|c| c.principal.clone())
+    }
+
     /// Completes when the current connection has ended (the server closed
     /// it, restarted, or refused an envelope). The next call reconnects.
     pub async fn disconnected(&self) {
@@ -200,6 +206,9 @@ impl Client {
             ReplyStatus::Error => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
             ReplyStatus::NoSuchMethod => Err(Error::NoSuchMethod(method.to_owned())),
             ReplyStatus::DeadlineExceeded => Err(Error::DeadlineExceeded),
+            ReplyStatus::PermissionDenied => Err(Error::PermissionDenied(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
         }
     }
 }
@@ -326,6 +335,7 @@ pub(crate) fn error_kind(e: &Error) -> &'static str {
         Error::DeadlineExceeded => "deadline_exceeded",
         Error::Wire(_) => "envelope",
         Error::ConnectionClosed | Error::Transport(_) => "transport",
+        Error::PermissionDenied(_) => "permission_denied",
         _ => "other",
     }
 }

@@ -25,6 +25,12 @@ pub struct ChannelConfig {
     pub telemetry: Option<Telemetry>,
     /// Client reconnection after the connection ends; `None` = never.
     pub reconnect: Option<ReconnectPolicy>,
+    /// Node identity: `Some` runs a Noise XX handshake on every connection
+    /// and seals with its per-direction keys (then `key` is unused);
+    /// `None` = shared-key mode (benchmarks, simple setups).
+    pub identity: Option<super::Identity>,
+    /// Longest a handshake may take (a peer that stalls it is dropped).
+    pub handshake_timeout: Duration,
 }
 
 /// Jittered exponential backoff between failed reconnect attempts.
@@ -59,6 +65,8 @@ impl ChannelConfig {
             max_in_flight: 4096,
             telemetry: None,
             reconnect: Some(ReconnectPolicy::default()),
+            identity: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 

@@ -1,5 +1,6 @@
 //! One live client connection: the outbox it seals into, the calls waiting
 //! for replies, and the task that reads, opens and dispatches replies.
+use super::auth::{self, Principal};
 use super::config::{random_salt, ChannelConfig};
 use super::outbox::Outbox;
 use super::publish::{decode_published, Published};
@@ -78,6 +79,8 @@ pub(crate) struct Connection {
     pub(crate) waiting: Arc<Waiting>,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) peer: SocketAddr,
+    /// The server as the handshake authenticated it (identity mode).
+    pub(crate) principal: Option<Arc<Principal>>,
 }
 
 impl Drop for Connection {
@@ -93,18 +96,26 @@ impl Connection {
         cfg: &ChannelConfig,
         publishes: Option<mpsc::Sender<Published>>,
     ) -> Result<Connection, Error> {
-        let (reader, writer, peer) = transport::connect(endpoint, cfg.max_frame).await?;
+        let (mut reader, mut writer, peer) = transport::connect(endpoint, cfg.max_frame).await?;
+        let (key, keyring, principal) = match &cfg.identity {
+            Some(identity) => {
+                let s = auth::initiate(
+                    &mut reader,
+                    &mut writer,
+                    identity,
+                    cfg.max_frame,
+                    cfg.handshake_timeout,
+                )
+                .await?;
+                (s.send, s.recv, Some(Arc::new(s.peer)))
+            }
+            None => (cfg.key.clone(), cfg.keyring.clone(), None),
+        };
         let salt = random_salt();
-        let outbox = Outbox::new(Sealer::new(cfg.key.clone(), salt), cfg.max_frame);
+        let outbox = Outbox::new(Sealer::new(key, salt), cfg.max_frame);
         tokio::spawn(outbox.clone().run_writer(writer));
         let registry = Arc::new(SessionRegistry::new(cfg.ttl_ms(), 64));
-        let mut opener = Opener::new(
-            cfg.keyring.clone(),
-            registry,
-            Kind::Reply,
-            cfg.ttl_ms(),
-            cfg.max_frame,
-        );
+        let mut opener = Opener::new(keyring, registry, Kind::Reply, cfg.ttl_ms(), cfg.max_frame);
         // Replies are bound to this connection's first request session.
         opener.bind(salt);
         opener.require_rekey_after(SealerLimits::default().soft);
@@ -127,6 +138,7 @@ impl Connection {
         Ok(Connection {
             waiting,
             outbox,
+            principal,
             peer,
         })
     }

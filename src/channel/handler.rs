@@ -23,6 +23,9 @@ pub struct Request {
     /// The connection it came in on (a master keeps it to publish to the
     /// minion that registered over it). Unset for jobs a minion runs.
     pub link: super::PeerLink,
+    /// Who the handshake authenticated (identity mode; `None` with a
+    /// shared key, where holding the key is the only credential).
+    pub principal: Option<std::sync::Arc<super::Principal>>,
 }
 
 impl Request {
@@ -60,10 +63,13 @@ impl std::error::Error for HandlerError {}
 pub(crate) type HandlerFn =
     dyn Fn(Request) -> BoxFuture<'static, Result<Bytes, HandlerError>> + Send + Sync;
 
-/// Method name → handler.
+pub(crate) type GuardFn = dyn Fn(&Request) -> Result<(), HandlerError> + Send + Sync;
+
+/// Method name → handler, and an optional guard every request passes first.
 #[derive(Clone, Default)]
 pub struct Router {
     routes: HashMap<String, Arc<HandlerFn>>,
+    guard: Option<Arc<GuardFn>>,
 }
 
 impl Router {
@@ -81,6 +87,23 @@ impl Router {
         self.routes
             .insert(method.to_owned(), Arc::new(move |r| Box::pin(handler(r))));
         self
+    }
+
+    /// Runs `guard` before every handler: an `Err` is sent to the caller as
+    /// a permission error and the handler does not run (an ACL).
+    pub fn guard<G>(mut self, guard: G) -> Router
+    where
+        G: Fn(&Request) -> Result<(), HandlerError> + Send + Sync + 'static,
+    {
+        self.guard = Some(Arc::new(guard));
+        self
+    }
+
+    pub(crate) fn check(&self, req: &Request) -> Result<(), HandlerError> {
+        match &self.guard {
+            Some(g) => g(req),
+            None => Ok(()),
+        }
     }
 
     /// The methods served, sorted.

@@ -5,17 +5,21 @@
 //! context injected into a load (client) or extracted from an authenticated
 //! load (server). Transports below it move opaque frames; callers above it
 //! see methods, bodies and errors.
+mod auth;
 mod client;
 mod config;
 mod connection;
 mod handler;
 mod outbox;
 mod publish;
+mod pubsub;
 mod server;
 
+pub use auth::{Authenticated, Identity, PeerRole, Principal, Refusal, Verifier};
 pub use client::Client;
 pub use config::{parse_url, random_token, ChannelConfig, ReconnectPolicy};
 pub(crate) use handler::run_handler;
 pub use handler::{HandlerError, Request, Router};
-pub use publish::{Job, PeerLink, PubSender, Published, Subscription};
+pub use publish::{Job, PeerLink, Published};
+pub use pubsub::{PubSender, Subscription};
 pub use server::Server;

@@ -3,18 +3,14 @@
 //! a minion's own connection ([`PeerLink`], TCP and WebSocket) or on a
 //! ZeroMQ PUB topic ([`PubSender`]). A minion opens it, extracts the
 //! context only after it authenticated, and gets a [`Published`] job.
-use super::config::{random_salt, ChannelConfig};
 use super::outbox::Outbox;
 use crate::context::{self, Extracted};
 use crate::error::{Error, WireError};
 use crate::telemetry::SpanHandle;
-use crate::transport::pubsub::{self, Publisher, Subscriber};
-use crate::wire::envelope::unix_ms;
 use crate::wire::load::{self, Carrier, PublishLoad};
-use crate::wire::{Kind, Opener, Sealer, SessionRegistry};
-use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use crate::wire::Kind;
+use bytes::Bytes;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// The connection a request came in on, as a handle the master can push
@@ -47,6 +43,16 @@ impl PeerLink {
     /// Whether both handles name the same connection.
     pub fn same_connection(&self, other: &PeerLink) -> bool {
         self.outbox.strong_count() > 0 && Weak::ptr_eq(&self.outbox, &other.outbox)
+    }
+
+    /// Closes the connection with a `NotAuthorized` alert (its minion's key
+    /// is no longer accepted).
+    pub fn refuse(&self) {
+        if let Some(outbox) = self.outbox.upgrade() {
+            let alert =
+                crate::wire::header::alert_frame(crate::wire::header::AlertCode::NotAuthorized);
+            outbox.alert_and_close(&alert);
+        }
     }
 
     /// Seals `job` for minion `to` (or `*`) into this connection, without
@@ -88,7 +94,7 @@ impl Job {
         }
     }
 
-    fn load<'a>(&'a self, to: &'a str) -> PublishLoad<'a> {
+    pub(crate) fn load<'a>(&'a self, to: &'a str) -> PublishLoad<'a> {
         PublishLoad {
             jid: &self.jid,
             to,
@@ -115,55 +121,6 @@ pub(crate) fn trace_carrier(span: Option<&SpanHandle>) -> Vec<(String, String)> 
         }
     }
     trace
-}
-
-/// The master's ZeroMQ PUB socket and the sender session it seals with.
-pub struct PubSender {
-    publisher: Publisher,
-    sealer: Mutex<Sealer>,
-    max_frame: usize,
-}
-
-impl PubSender {
-    /// Binds a PUB socket on `addr` (`HOST:PORT`).
-    pub async fn bind(addr: &str, cfg: &ChannelConfig) -> Result<PubSender, Error> {
-        Ok(PubSender {
-            publisher: Publisher::bind_zmq(addr, cfg.max_frame).await?,
-            sealer: Mutex::new(Sealer::new(cfg.key.clone(), random_salt())),
-            max_frame: cfg.max_frame,
-        })
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        Ok(self.publisher.local_addr()?)
-    }
-
-    /// Seals `job` for `to` (a minion id, or `*`) and publishes it on that
-    /// minion's topic (or the broadcast topic).
-    pub async fn send(&self, job: &Job, to: &str) -> Result<(), Error> {
-        let mut frame = BytesMut::new();
-        {
-            let mut sealer = self.sealer.lock().unwrap_or_else(|p| p.into_inner());
-            if sealer.needs_rekey() {
-                sealer.rekey(random_salt());
-            }
-            sealer.seal(Kind::Publish, unix_ms(), self.max_frame, &mut frame, |b| {
-                load::encode(&job.load(to), b)
-            })?;
-        }
-        let topic = topic(to);
-        Ok(self.publisher.publish(&topic, frame.freeze()).await?)
-    }
-}
-
-/// The ZeroMQ topic of minion `to` (`*` = broadcast). Terminated, so one
-/// id never prefix-matches another's.
-pub(crate) fn topic(to: &str) -> Vec<u8> {
-    match to {
-        "*" => b"*\0".to_vec(),
-        id => [b"m:", id.as_bytes(), b"\0"].concat(),
-    }
 }
 
 /// A job as a minion receives it, opened and authenticated.
@@ -203,66 +160,4 @@ pub(crate) fn decode_published(
             Extracted::None
         },
     })
-}
-
-/// A minion's ZeroMQ subscription to its own topic and the broadcast one.
-pub struct Subscription {
-    sub: Subscriber,
-    opener: Opener,
-    tracing: bool,
-}
-
-impl Subscription {
-    /// Subscribes minion `id` at the PUB socket `addr`: to the broadcast
-    /// topic, then to its own, so a probe received on its own topic proves
-    /// both are active (see `sealrpc_zmq::ZmqSubscriber`). `registry` is the
-    /// minion's session registry, kept across reconnects (replay defence).
-    pub async fn connect(
-        addr: SocketAddr,
-        id: &str,
-        cfg: &ChannelConfig,
-        registry: Arc<SessionRegistry>,
-    ) -> Result<Subscription, Error> {
-        let own = String::from_utf8(topic(id)).map_err(|_| Error::BadAddress(id.to_owned()))?;
-        let sub = Subscriber::connect_zmq(addr, &["*\0", &own], cfg.max_frame).await?;
-        let opener = Opener::new(
-            cfg.keyring.clone(),
-            registry,
-            Kind::Publish,
-            cfg.ttl_ms(),
-            cfg.max_frame,
-        );
-        Ok(Subscription {
-            sub,
-            opener,
-            tracing: cfg.telemetry.is_some(),
-        })
-    }
-
-    /// The next authenticated job. A message that does not open (a replay,
-    /// a wrong key, garbage) costs only itself and is logged; an `Err`
-    /// means the subscription is gone.
-    pub async fn next(&mut self) -> Result<Published, Error> {
-        loop {
-            let mut frame = match self.sub.recv().await {
-                Ok(f) => f,
-                Err(e) if pubsub::skippable(&e) => {
-                    tracing::warn!("publish dropped: {e}");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let opened = match self.opener.open(&mut frame, unix_ms()) {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!("publish refused: {e}");
-                    continue;
-                }
-            };
-            match decode_published(frame.freeze(), opened.load, self.tracing) {
-                Ok(p) => return Ok(p),
-                Err(e) => tracing::warn!("publish refused: {e}"),
-            }
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! The server: accepts connections, opens and authenticates each request,
 //! extracts its trace context, and runs its handler concurrently inside a
 //! SERVER span. A bad envelope costs only its own connection.
+use super::auth::{self, Principal};
 use super::config::{parse_url, random_salt, ChannelConfig};
 use super::handler::{run_handler, HandlerError, Request, Router};
 use super::outbox::Outbox;
@@ -153,18 +154,40 @@ impl Server {
 
 async fn connection(
     mut reader: impl FrameRecv,
-    writer: impl FrameSend,
+    mut writer: impl FrameSend,
     peer: Peer,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let cfg = &shared.cfg;
-    let outbox = Outbox::new(Sealer::new(cfg.key.clone(), random_salt()), cfg.max_frame);
+    // With identities, nothing but the handshake runs until the peer is
+    // authenticated and accepted (CVE-2020-11651's lesson).
+    let (key, keyring, principal) = match &cfg.identity {
+        Some(identity) => {
+            let shaking = auth::respond(
+                &mut reader,
+                &mut writer,
+                identity,
+                cfg.max_frame,
+                cfg.handshake_timeout,
+            );
+            match shaking.await {
+                Ok(s) => (s.send, s.recv, Some(Arc::new(s.peer))),
+                Err(e) => {
+                    tracing::info!("handshake with {peer} refused: {e}");
+                    writer.close().await;
+                    return;
+                }
+            }
+        }
+        None => (cfg.key.clone(), cfg.keyring.clone(), None),
+    };
+    let outbox = Outbox::new(Sealer::new(key, random_salt()), cfg.max_frame);
     // Aborted if this task is (at the end of the shutdown grace period):
     // a writer stuck on a peer that stopped reading must not outlive it.
     let mut writer_task = AbortOnDrop(tokio::spawn(outbox.clone().run_writer(writer)));
     let mut opener = Opener::new(
-        cfg.keyring.clone(),
+        keyring,
         shared.registry.clone(),
         Kind::Request,
         cfg.ttl_ms(),
@@ -178,6 +201,7 @@ async fn connection(
         opener,
         bound: false,
         handlers: JoinSet::new(),
+        principal,
     };
     let limit = cfg.max_in_flight.max(1);
     // Whether the peer is still there to receive replies when the loop ends.
@@ -244,6 +268,8 @@ struct Conn {
     /// Whether replies are bound yet (to the first request's session).
     bound: bool,
     handlers: JoinSet<()>,
+    /// Who the handshake authenticated (identity mode).
+    principal: Option<Arc<Principal>>,
 }
 
 impl Conn {
@@ -266,7 +292,8 @@ impl Conn {
             } else {
                 "unknown method"
             };
-            t.server_span(name, &remote, &self.peer)
+            let trusted = self.principal.as_ref().is_none_or(|p| p.trusted_context);
+            t.server_span(name, &remote, &self.peer, trusted)
         });
         let id = req.id;
         let Some(handler) = handler else {
@@ -291,7 +318,27 @@ impl Conn {
             deadline,
             peer: self.peer.clone(),
             link: PeerLink::new(&self.outbox),
+            principal: self.principal.clone(),
         };
+        if let Err(e) = self.shared.router.check(&request) {
+            let outbox = self.outbox.clone();
+            self.handlers.spawn(async move {
+                if let Some(span) = span {
+                    span.end(Outcome::Failed {
+                        kind: "permission_denied",
+                        message: &e.message,
+                    });
+                }
+                reply(
+                    &outbox,
+                    id,
+                    ReplyStatus::PermissionDenied,
+                    e.message.as_bytes(),
+                )
+                .await;
+            });
+            return Ok(());
+        }
         let outbox = self.outbox.clone();
         let max_body = self.shared.cfg.max_frame.saturating_sub(REPLY_OVERHEAD);
         self.handlers.spawn(async move {
@@ -349,6 +396,7 @@ fn status_kind(s: ReplyStatus) -> &'static str {
         ReplyStatus::Error => "handler_error",
         ReplyStatus::NoSuchMethod => "no_such_method",
         ReplyStatus::DeadlineExceeded => "deadline_exceeded",
+        ReplyStatus::PermissionDenied => "permission_denied",
     }
 }
 

@@ -16,6 +16,11 @@ pub const RETURN: &str = "sealrpc.return";
 pub const PUBLISH: &str = "sealrpc.publish";
 /// The method of subscription probes (never a handler's).
 pub const PROBE: &str = "sealrpc.probe";
+/// Pushed down a ZeroMQ minion's connection: a new publish key
+/// (`PublishKey`), acknowledged with `KEY_ACK`.
+pub const PUBLISH_KEY: &str = "sealrpc.publish-key";
+/// A ZeroMQ minion holds a publish-key epoch: `KeyAck` → nil.
+pub const KEY_ACK: &str = "sealrpc.key-ack";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -29,6 +34,28 @@ pub struct Hello {
 pub struct Welcome {
     pub publish_port: Option<u16>,
     pub probe: Option<String>,
+    /// Identity mode, ZeroMQ: the publish key (sent over the minion's own
+    /// authenticated connection), its epoch, and the master's Ed25519 key
+    /// that signs every PUB message.
+    #[serde(default)]
+    pub publish_key: Option<ByteBuf>,
+    #[serde(default)]
+    pub epoch: u32,
+    #[serde(default)]
+    pub signing_key: Option<ByteBuf>,
+}
+
+/// A rotated publish key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishKey {
+    pub epoch: u32,
+    pub key: ByteBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAck {
+    pub id: String,
+    pub epoch: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,11 +5,16 @@
 mod jobs;
 mod publish;
 mod registry;
+mod rotation;
+mod security;
 mod service;
+
+pub use security::MasterPki;
 
 use crate::channel::{ChannelConfig, PubSender, Router, Server};
 use crate::error::Error;
 use crate::job::JobReport;
+use crate::keys::Key;
 use crate::telemetry::Telemetry;
 use crate::transport::Endpoint;
 use bytes::Bytes;
@@ -26,6 +31,22 @@ pub(crate) struct Hub {
     pub_sender: Option<PubSender>,
     telemetry: Option<Telemetry>,
     last_jid: AtomicU64,
+    /// Identity mode: the minion key registry and the publish signer.
+    security: Option<security::Security>,
+    /// The key ZeroMQ jobs are sealed under, and its epoch (bumped when a
+    /// minion is cut off). With a shared key it is that key, never rotated.
+    publish_key: std::sync::Mutex<(u32, Key)>,
+}
+
+/// How a master binds and whom it trusts.
+#[derive(Clone, Debug, Default)]
+pub struct MasterOptions {
+    /// Port of the ZeroMQ PUB socket (with a `zmq://` listener; same host).
+    /// 0 picks a free port; minions learn it when they register.
+    pub publish_port: u16,
+    /// Node identities (Noise handshakes, minion key registry, publisher
+    /// list); `None` = shared-key mode (`ChannelConfig::key`).
+    pub pki: Option<MasterPki>,
 }
 
 /// A bound master, not yet running.
@@ -43,20 +64,39 @@ pub struct MasterHandle {
 impl Master {
     /// Binds every URL. `router` holds the methods the master itself
     /// serves; the minion protocol (`sealrpc.*`) is added to it. With a
-    /// `zmq://` URL, a PUB socket is bound on the same host at `pub_port`
-    /// (0 = any free port; minions learn it when they register).
+    /// `zmq://` URL, a PUB socket is bound on the same host (see
+    /// [`MasterOptions`]). With `opts.pki`, every connection starts with a
+    /// handshake and `cfg.identity` is set from the master's key pair.
     pub async fn bind<S: AsRef<str>>(
         urls: &[S],
         router: Router,
-        cfg: ChannelConfig,
-        pub_port: u16,
+        mut cfg: ChannelConfig,
+        opts: MasterOptions,
     ) -> Result<Master, Error> {
+        let security = match &opts.pki {
+            Some(pki) => {
+                let (identity, security) = security::load(pki)?;
+                cfg.identity = Some(identity);
+                Some(security)
+            }
+            None => None,
+        };
+        // Identity mode: a random publish key, handed to accepted minions
+        // over their authenticated connections and rotated on cut-offs.
+        let publish_key = match security {
+            Some(_) => Key::generate(),
+            None => cfg.key.clone(),
+        };
+        let signer = security.as_ref().map(|s| s.signer.clone());
         let zmq_host = urls.iter().find_map(|u| match Endpoint::parse(u.as_ref()) {
             Some(Endpoint::Zmq(addr)) => addr.rsplit_once(':').map(|(h, _)| h.to_owned()),
             _ => None,
         });
         let pub_sender = match zmq_host {
-            Some(host) => Some(PubSender::bind(&format!("{host}:{pub_port}"), &cfg).await?),
+            Some(host) => {
+                let addr = format!("{host}:{}", opts.publish_port);
+                Some(PubSender::bind(&addr, publish_key.clone(), signer, cfg.max_frame).await?)
+            }
             None => None,
         };
         let hub = Arc::new(Hub {
@@ -65,8 +105,10 @@ impl Master {
             pub_sender,
             telemetry: cfg.telemetry.clone(),
             last_jid: AtomicU64::new(0),
+            security,
+            publish_key: std::sync::Mutex::new((0, publish_key)),
         });
-        let router = service::register(router, hub.clone());
+        let router = security::guard(service::register(router, hub.clone()));
         let server = Server::bind_all(urls, router, cfg).await?;
         Ok(Master { server, hub })
     }
@@ -96,7 +138,25 @@ impl Master {
 
     /// Serves until `shutdown` completes (see [`Server::run`]).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        self.server.run(shutdown).await
+        // Key changes made by `sealrpc key` (another process) take effect
+        // within a second.
+        let refresher = self.hub.security.is_some().then(|| {
+            let hub = self.hub.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    if let Err(e) = hub.refresh_keys() {
+                        tracing::warn!("reading minion keys: {e}");
+                    }
+                }
+            })
+        });
+        let result = self.server.run(shutdown).await;
+        if let Some(task) = refresher {
+            task.abort();
+        }
+        result
     }
 }
 
@@ -122,5 +182,13 @@ impl MasterHandle {
     /// Completes once at least `n` minions are connected and ready.
     pub async fn wait_for_minions(&self, n: usize) {
         self.hub.registry.wait_for(n).await
+    }
+
+    /// Re-reads the accepted minion keys (identity mode): a connected
+    /// minion whose key was deleted or rejected is cut off, and the publish
+    /// key is rotated so it cannot read later jobs. Returns the ids cut off.
+    /// A running master does this every second by itself.
+    pub fn refresh_keys(&self) -> Result<Vec<String>, Error> {
+        self.hub.refresh_keys()
     }
 }

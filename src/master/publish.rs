@@ -23,7 +23,7 @@ impl Hub {
             return Err(Error::Publish(format!("{method} is reserved")));
         }
         let target = Target::parse(target_expr)?;
-        let minions = self.registry.resolve(&target);
+        let minions = self.registry.resolve(&target, self.epoch());
         if minions.is_empty() {
             return Err(Error::Publish(format!(
                 "target {target_expr:?} matches no connected minion"

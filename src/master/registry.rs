@@ -4,6 +4,7 @@
 use crate::channel::PeerLink;
 use crate::error::Error;
 use crate::job::Target;
+use crate::pki::PublicKey;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -22,6 +23,10 @@ struct Entry {
     delivery: Delivery,
     /// ZeroMQ: the probe token, until the minion confirms it (then `None`).
     probe: Option<String>,
+    /// The key its handshake authenticated (identity mode).
+    key: Option<PublicKey>,
+    /// ZeroMQ: the publish-key epoch the minion holds.
+    epoch: u32,
 }
 
 impl Entry {
@@ -58,6 +63,8 @@ impl Registry {
         id: &str,
         link: PeerLink,
         probe: Option<String>,
+        key: Option<PublicKey>,
+        epoch: u32,
     ) -> Result<(), Error> {
         let mut entries = self.lock();
         entries.retain(|_, e| e.link.is_open());
@@ -79,6 +86,8 @@ impl Registry {
                 link,
                 delivery,
                 probe,
+                key,
+                epoch,
             },
         );
         self.publish_count(&entries);
@@ -115,15 +124,23 @@ impl Registry {
             .is_some_and(|e| e.link.same_connection(link))
     }
 
-    /// The ready minions `target` selects, sorted by id.
-    pub(crate) fn resolve(&self, target: &Target) -> Vec<(String, Delivery, PeerLink)> {
+    /// The ready minions `target` selects, sorted by id. A ZeroMQ minion
+    /// that does not hold publish-key `epoch` yet gets jobs down its
+    /// connection instead.
+    pub(crate) fn resolve(&self, target: &Target, epoch: u32) -> Vec<(String, Delivery, PeerLink)> {
         let mut entries = self.lock();
         entries.retain(|_, e| e.link.is_open());
         self.publish_count(&entries);
         let mut out: Vec<_> = entries
             .iter()
             .filter(|(id, e)| e.ready() && target.matches(id))
-            .map(|(id, e)| (id.clone(), e.delivery, e.link.clone()))
+            .map(|(id, e)| {
+                let delivery = match e.delivery {
+                    Delivery::Topic if e.epoch != epoch => Delivery::Link,
+                    d => d,
+                };
+                (id.clone(), delivery, e.link.clone())
+            })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -131,10 +148,46 @@ impl Registry {
 
     /// The ids of the ready minions, sorted.
     pub(crate) fn ready_ids(&self) -> Vec<String> {
-        self.resolve(&Target::All)
+        self.resolve(&Target::All, 0)
             .into_iter()
             .map(|m| m.0)
             .collect()
+    }
+
+    /// Removes (and returns) the minions whose key `keep` no longer accepts.
+    pub(crate) fn cut(&self, keep: impl Fn(&str, &PublicKey) -> bool) -> Vec<(String, PeerLink)> {
+        let mut entries = self.lock();
+        let gone: Vec<String> = entries
+            .iter()
+            .filter(|(id, e)| e.key.as_ref().is_some_and(|k| !keep(id, k)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let out = gone
+            .into_iter()
+            .filter_map(|id| entries.remove(&id).map(|e| (id, e.link)))
+            .collect();
+        self.publish_count(&entries);
+        out
+    }
+
+    /// The ZeroMQ minions (they need the publish key), with their links.
+    pub(crate) fn topic_minions(&self) -> Vec<(String, PeerLink)> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.delivery == Delivery::Topic && e.link.is_open())
+            .map(|(id, e)| (id.clone(), e.link.clone()))
+            .collect()
+    }
+
+    /// Minion `id` (over `link`) now holds publish-key `epoch`.
+    pub(crate) fn holds_epoch(&self, id: &str, link: &PeerLink, epoch: u32) -> bool {
+        match self.lock().get_mut(id) {
+            Some(e) if e.link.same_connection(link) => {
+                e.epoch = e.epoch.max(epoch);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Completes once at least `n` minions are ready.

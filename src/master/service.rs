@@ -1,10 +1,11 @@
 //! The methods a master serves for the minion protocol: `sealrpc.hello`,
 //! `sealrpc.ready`, `sealrpc.return` and `sealrpc.publish`.
-use super::Hub;
+use super::{security, Hub};
 use crate::channel::{HandlerError, Job, PeerLink, Request, Router};
-use crate::job::{self, Hello, PublishRequest, Ready, Return, Welcome};
+use crate::job::{self, Hello, KeyAck, PublishRequest, Ready, Return, Welcome};
 use crate::transport::Peer;
 use bytes::Bytes;
+use serde_bytes::ByteBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,45 +25,53 @@ fn refused(e: crate::Error) -> HandlerError {
 
 /// Adds the minion protocol to `router`.
 pub(crate) fn register(router: Router, hub: Arc<Hub>) -> Router {
-    let (h1, h2, h3, h4) = (hub.clone(), hub.clone(), hub.clone(), hub);
+    let (h1, h2, h3, h4, h5) = (hub.clone(), hub.clone(), hub.clone(), hub.clone(), hub);
     router
         .route(job::HELLO, move |req| hello(h1.clone(), req))
         .route(job::READY, move |req| ready(h2.clone(), req))
         .route(job::RETURN, move |req| returned(h3.clone(), req))
         .route(job::PUBLISH, move |req| publish(h4.clone(), req))
+        .route(job::KEY_ACK, move |req| key_ack(h5.clone(), req))
 }
 
 async fn hello(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
     let hello: Hello = req.decode()?;
     job::validate_id(&hello.id).map_err(refused)?;
+    // The id is the one the handshake bound to this connection.
+    security::bound_id(&req, &hello.id)?;
+    let key = req.principal.as_ref().map(|p| p.key);
     // A ZeroMQ minion (a ROUTER identity) gets its jobs on the PUB socket.
     let zmq = matches!(req.peer, Peer::Identity(_));
     let welcome = match (&hub.pub_sender, zmq) {
         (Some(pubs), true) => {
             let token = hex::encode(crate::channel::random_token());
+            let (epoch, publish_key) = hub.current_publish_key();
             hub.registry
-                .hello(&hello.id, req.link.clone(), Some(token.clone()))
+                .hello(&hello.id, req.link.clone(), Some(token.clone()), key, epoch)
                 .map_err(refused)?;
             let port = pubs.local_addr().map_err(refused)?.port();
-            tokio::spawn(probe(
-                hub.clone(),
-                hello.id.clone(),
-                req.link.clone(),
-                token.clone(),
-            ));
+            let (id, link) = (hello.id.clone(), req.link.clone());
+            tokio::spawn(probe(hub.clone(), id, link, token.clone()));
+            let identity = req.principal.is_some();
             Welcome {
                 publish_port: Some(port),
                 probe: Some(token),
+                publish_key: identity.then(|| ByteBuf::from(publish_key.bytes().to_vec())),
+                epoch,
+                signing_key: pubs.verifying_key().map(|k| ByteBuf::from(k.to_vec())),
             }
         }
         (None, true) => return Err(HandlerError::new("this master has no publish socket")),
         (_, false) => {
             hub.registry
-                .hello(&hello.id, req.link.clone(), None)
+                .hello(&hello.id, req.link.clone(), None, key, 0)
                 .map_err(refused)?;
             Welcome {
                 publish_port: None,
                 probe: None,
+                publish_key: None,
+                epoch: 0,
+                signing_key: None,
             }
         }
     };
@@ -95,6 +104,7 @@ async fn probe(hub: Arc<Hub>, id: String, link: PeerLink, token: String) {
 
 async fn ready(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
     let ready: Ready = req.decode()?;
+    security::bound_id(&req, &ready.id)?;
     hub.registry
         .confirm(&ready.id, &req.link, &ready.token)
         .map_err(refused)?;
@@ -104,6 +114,7 @@ async fn ready(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
 
 async fn returned(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
     let ret: Return = req.decode()?;
+    security::bound_id(&req, &ret.id)?;
     // The id is bound to the connection it registered over.
     if !hub.registry.registered_on(&ret.id, &req.link) {
         return Err(HandlerError::new(format!(
@@ -115,6 +126,18 @@ async fn returned(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
         return Err(HandlerError::new(format!(
             "job {} is not waiting for a return from {}",
             ret.jid, ret.id
+        )));
+    }
+    encode(&())
+}
+
+async fn key_ack(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
+    let ack: KeyAck = req.decode()?;
+    security::bound_id(&req, &ack.id)?;
+    if !hub.registry.holds_epoch(&ack.id, &req.link, ack.epoch) {
+        return Err(HandlerError::new(format!(
+            "minion {} is not registered on this connection",
+            ack.id
         )));
     }
     encode(&())

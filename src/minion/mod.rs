@@ -3,7 +3,10 @@
 //! ZeroMQ topic otherwise), runs each job's handler inside a CONSUMER span
 //! and sends the result back over request/reply. It re-registers by itself,
 //! with jittered exponential backoff, whenever the master goes away.
+mod identity;
 mod session;
+
+pub use identity::connecting_identity;
 
 use crate::channel::{ChannelConfig, ReconnectPolicy, Router};
 use crate::error::Error;

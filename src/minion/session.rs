@@ -3,7 +3,8 @@
 use super::Minion;
 use crate::channel::{Client, HandlerError, PeerLink, Published, Request, Subscription};
 use crate::error::Error;
-use crate::job::{self, Hello, MinionResult, Ready, Return, Welcome};
+use crate::job::{self, Hello, KeyAck, MinionResult, PublishKey, Ready, Return, Welcome};
+use crate::keys::Key;
 use crate::telemetry::Outcome;
 use crate::transport::Peer;
 use crate::wire::SessionRegistry;
@@ -40,12 +41,19 @@ pub(super) async fn serve(
             _ = stop.wait_for(|s| *s) => break,
             Some(_) = running.join_next(), if !running.is_empty() => continue,
         };
-        let Ok(published) = published else {
+        let Ok((published, pushed_down)) = published else {
             // The master is gone: register again (running jobs' returns
             // would fail; they end with the session).
             return Ok(());
         };
         if published.method == job::PROBE {
+            continue;
+        }
+        if published.method == job::PUBLISH_KEY {
+            // Only ever down the minion's own authenticated connection.
+            if pushed_down {
+                install_publish_key(&me, &client, sub.as_mut(), &published).await;
+            }
             continue;
         }
         if published.to != "*" && published.to != me.id {
@@ -94,7 +102,20 @@ async fn register(me: &Minion, registry: Arc<SessionRegistry>) -> Result<Registe
     let sub = match (welcome.publish_port, welcome.probe) {
         (Some(port), Some(token)) => {
             let addr = SocketAddr::new(master.ip(), port);
-            let mut sub = Subscription::connect(addr, &me.id, &me.cfg, registry).await?;
+            // Identity mode: the publish key came over this authenticated
+            // connection, and every PUB message must carry the master's
+            // signature. Shared-key mode: the shared key, unsigned.
+            let key = match &welcome.publish_key {
+                Some(k) => Key::from_bytes(key_bytes(k)?),
+                None => me.cfg.key.clone(),
+            };
+            let signer = welcome
+                .signing_key
+                .as_ref()
+                .map(|k| key_bytes(k))
+                .transpose()?;
+            let mut sub =
+                Subscription::connect(addr, &me.id, &me.cfg, key, signer, registry).await?;
             await_probe(&mut sub, &token).await?;
             let ready = Ready {
                 id: me.id.clone(),
@@ -109,13 +130,55 @@ async fn register(me: &Minion, registry: Arc<SessionRegistry>) -> Result<Registe
 }
 
 /// The next job, from the connection (TCP, WebSocket) or the subscription.
+/// The next job and whether it came down the connection (rather than on
+/// the subscription). A ZeroMQ minion takes both: jobs come down its
+/// connection while it does not hold the current publish key.
 async fn next(
     pushed: &mut mpsc::Receiver<Published>,
     sub: Option<&mut Subscription>,
-) -> Result<Published, Error> {
+) -> Result<(Published, bool), Error> {
+    let down = async { pushed.recv().await.ok_or(Error::ConnectionClosed) };
     match sub {
-        Some(sub) => sub.next().await,
-        None => pushed.recv().await.ok_or(Error::ConnectionClosed),
+        Some(sub) => tokio::select! {
+            p = sub.next() => Ok((p?, false)),
+            p = down => Ok((p?, true)),
+        },
+        None => Ok((down.await?, true)),
+    }
+}
+
+fn key_bytes(b: &[u8]) -> Result<[u8; 32], Error> {
+    b.try_into()
+        .map_err(|_| Error::Publish("the master sent a key that is not 32 bytes".into()))
+}
+
+/// A rotated publish key, pushed down the connection: install it, then
+/// tell the master (which sends jobs down the connection until then).
+async fn install_publish_key(
+    me: &Minion,
+    client: &Client,
+    sub: Option<&mut Subscription>,
+    p: &Published,
+) {
+    let Some(sub) = sub else { return };
+    let update: PublishKey = match rmp_serde::from_slice(&p.body) {
+        Ok(u) => u,
+        Err(_) => {
+            tracing::warn!("minion {}: malformed publish key from the master", me.id);
+            return;
+        }
+    };
+    let Ok(key) = key_bytes(&update.key) else {
+        tracing::warn!("minion {}: malformed publish key from the master", me.id);
+        return;
+    };
+    sub.set_key(Key::from_bytes(key));
+    let ack = KeyAck {
+        id: me.id.clone(),
+        epoch: update.epoch,
+    };
+    if let Err(e) = client.call_value::<_, ()>(job::KEY_ACK, &ack).await {
+        tracing::warn!("minion {}: publish key not acknowledged: {e}", me.id);
     }
 }
 
@@ -153,6 +216,7 @@ async fn run_job(me: &Minion, client: &Client, master: SocketAddr, p: Published)
                     deadline: p.deadline,
                     peer: Peer::Addr(master),
                     link: PeerLink::default(),
+                    principal: None,
                 };
                 crate::channel::run_handler(handler(request), p.deadline)
                     .await

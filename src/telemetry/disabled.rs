@@ -51,6 +51,7 @@ impl Telemetry {
         _m: &str,
         _c: &crate::context::Extracted,
         _p: &crate::transport::Peer,
+        _trusted: bool,
     ) -> ServerSpan {
         match *self {}
     }

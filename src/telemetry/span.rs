@@ -135,14 +135,18 @@ impl Telemetry {
 
     /// A SERVER span for an authenticated request. A valid remote context
     /// becomes its parent; an invalid or duplicated one starts a new trace.
+    ///
+    /// With `trusted` false (a peer whose context is marked untrusted) the
+    /// span starts a new trace with a span link to the caller's context.
     pub(crate) fn server_span(
         &self,
         method: &str,
         remote: &Extracted,
         peer: &crate::transport::Peer,
+        trusted: bool,
     ) -> ServerSpan {
-        let parent = extracted_parent(remote, peer);
-        let span = self
+        let remote = extracted_parent(remote, peer);
+        let mut builder = self
             .tracer
             .span_builder(method.to_owned())
             .with_kind(SpanKind::Server)
@@ -151,11 +155,17 @@ impl Telemetry {
                 KeyValue::new("rpc.method", method.to_owned()),
                 peer_attribute(peer, "address"),
                 peer_attribute(peer, "port"),
-            ])
-            .start_with_context(&self.tracer, &parent);
-        SpanHandle {
-            cx: parent.with_span(span),
-        }
+            ]);
+        let parent = if trusted {
+            remote
+        } else {
+            let sc = remote.span().span_context().clone();
+            if sc.is_valid() {
+                builder = builder.with_links(vec![opentelemetry::trace::Link::with_context(sc)]);
+            }
+            Context::new()
+        };
+        self.start(builder, parent)
     }
 }
 

@@ -275,6 +275,13 @@ impl Opener {
         self.also = Some(kind);
     }
 
+    /// Opens later envelopes under `keyring` instead; sessions of the old
+    /// keys are released (their salts stay refused through the registry).
+    pub fn set_keyring(&mut self, keyring: Arc<Keyring>, now_ms: u64) {
+        self.close(now_ms);
+        self.keyring = keyring;
+    }
+
     /// Requires every envelope to be bound to `binding` (see [`Sealer::bind`]).
     pub fn bind(&mut self, binding: [u8; 16]) {
         self.binding = Some(binding);

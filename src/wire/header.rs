@@ -116,6 +116,10 @@ pub enum AlertCode {
     Refused = 1,
     /// The envelope or load was malformed or too large.
     Malformed = 2,
+    /// The handshake authenticated a peer its verifier does not accept (a
+    /// minion key pending, rejected or denied; a master key that does not
+    /// match the pin) or the handshake itself failed.
+    NotAuthorized = 3,
 }
 
 /// The 5-byte alert frame for `code`.

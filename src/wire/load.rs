@@ -88,6 +88,8 @@ pub enum ReplyStatus {
     Error = 1,
     NoSuchMethod = 2,
     DeadlineExceeded = 3,
+    /// The caller may not call this method (an ACL); the body is a UTF-8 message.
+    PermissionDenied = 4,
 }
 
 impl ReplyStatus {
@@ -98,6 +100,7 @@ impl ReplyStatus {
             1 => ReplyStatus::Error,
             2 => ReplyStatus::NoSuchMethod,
             3 => ReplyStatus::DeadlineExceeded,
+            4 => ReplyStatus::PermissionDenied,
             _ => return Err(WireError::BadLoad("unknown reply status")),
         })
     }

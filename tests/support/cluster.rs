@@ -3,7 +3,7 @@
 //! on ZeroMQ, subscribed); `stop` stops every minion (running jobs finish
 //! and return) and then the master (every handler finished).
 use sealrpc::channel::{ChannelConfig, Router};
-use sealrpc::master::{Master, MasterHandle};
+use sealrpc::master::{Master, MasterHandle, MasterOptions};
 use sealrpc::minion::{Minion, MinionOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -29,7 +29,21 @@ pub async fn master_on_pub_port(
     cfg: ChannelConfig,
     pub_port: u16,
 ) -> Cluster {
-    let master = Master::bind(urls, router, cfg, pub_port)
+    let opts = MasterOptions {
+        publish_port: pub_port,
+        pki: None,
+    };
+    master_with(urls, router, cfg, opts).await
+}
+
+/// A master with explicit options (node identities, say).
+pub async fn master_with(
+    urls: &[&str],
+    router: Router,
+    cfg: ChannelConfig,
+    opts: MasterOptions,
+) -> Cluster {
+    let master = Master::bind(urls, router, cfg, opts)
         .await
         .expect("bind master");
     let urls = master.local_urls().expect("urls");

@@ -1,11 +1,10 @@
 //! `sealrpc call`: one call, the result as JSON on stdout.
+use super::node::{self, NodeArgs};
 use super::trace::{self, TraceArgs};
 use clap::Args;
 use sealrpc::builtin::{args_body, body_json};
-use sealrpc::channel::{ChannelConfig, Client};
-use sealrpc::keys::Key;
+use sealrpc::channel::Client;
 use sealrpc::telemetry::config::Role;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -13,9 +12,16 @@ pub struct CallArgs {
     /// The master's address.
     #[arg(long, default_value = "tcp://127.0.0.1:4506")]
     master: String,
-    /// Key file (see `sealrpc keygen`).
+    #[command(flatten)]
+    node: NodeArgs,
+    /// With --pki-dir: the key pair to use, PKI_DIR/NAME.key (on the
+    /// master's host, `admin` is on the master's publisher list).
+    #[arg(long, default_value = "admin")]
+    as_identity: String,
+    /// With --pki-dir: the master's key fingerprint to pin (default: the
+    /// key in PKI_DIR/master.pub, or trust on first use).
     #[arg(long)]
-    key: PathBuf,
+    master_fingerprint: Option<String>,
     /// Seconds to wait for the reply.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
@@ -32,11 +38,17 @@ pub async fn run(a: CallArgs) -> Result<(), String> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or("--timeout must be a positive number of seconds")?;
-    let key = Key::load(&a.key).map_err(|e| e.to_string())?;
     let telemetry = trace::start(Role::Cli, &a.trace)?;
     let body = args_body(&a.args).map_err(|e| e.to_string())?;
     let work = async {
-        let mut cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
+        let mut cfg = a.node.config()?.with_telemetry(telemetry.clone());
+        node::connecting(
+            &a.node,
+            &mut cfg,
+            &a.as_identity,
+            b"",
+            a.master_fingerprint.clone(),
+        )?;
         cfg.timeout = timeout;
         let client = Client::connect(&a.master, cfg)
             .await

@@ -55,9 +55,14 @@ pub async fn run(_a: DemoArgs) -> Result<(), String> {
         "ws://127.0.0.1:0/sealrpc",
         "zmq://127.0.0.1:0",
     ];
-    let master = Master::bind(&urls, relay_router(&cfg, &master_url), cfg.clone(), 0)
-        .await
-        .map_err(err)?;
+    let master = Master::bind(
+        &urls,
+        relay_router(&cfg, &master_url),
+        cfg.clone(),
+        Default::default(),
+    )
+    .await
+    .map_err(err)?;
     let urls = master.local_urls().map_err(err)?;
     let tcp = urls[0].clone();
     let _ = master_url.set(tcp.clone());

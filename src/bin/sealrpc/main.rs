@@ -1,8 +1,10 @@
 //! The `sealrpc` command line: keygen, master, minion, call, publish, demo.
 mod call;
 mod demo;
+mod key;
 mod master;
 mod minion;
+mod node;
 mod publish;
 mod trace;
 
@@ -28,10 +30,18 @@ struct Cli {
 enum Command {
     /// Write a fresh random 256-bit key to a new file (mode 0600).
     Keygen {
-        /// Where to write the key. Refuses to overwrite.
-        #[arg(long)]
-        out: PathBuf,
+        /// Where to write the symmetric key. Refuses to overwrite.
+        #[arg(long, required_unless_present = "pki_dir", conflicts_with = "pki_dir")]
+        out: Option<PathBuf>,
+        /// Directory for an identity key pair (with --id).
+        #[arg(long, requires = "id")]
+        pki_dir: Option<PathBuf>,
+        /// The identity's name: writes PKI_DIR/ID.key (0600) and PKI_DIR/ID.pub.
+        #[arg(long, requires = "pki_dir")]
+        id: Option<String>,
     },
+    /// Manage the master's minion keys: list, accept, reject, delete.
+    Key(key::KeyArgs),
     /// Serve the built-in test.* methods until SIGTERM or Ctrl-C.
     Master(master::MasterArgs),
     /// Register with a master and run the jobs published to this minion.
@@ -52,7 +62,16 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    if let Command::Keygen { out } = &cli.command {
+    if let Command::Keygen { out, pki_dir, id } = &cli.command {
+        if let (Some(dir), Some(id)) = (pki_dir, id) {
+            return match key::keygen_identity(dir, id) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            };
+        }
+        let Some(out) = out else {
+            return fail(&"keygen needs --out FILE, or --pki-dir DIR --id ID");
+        };
         return match sealrpc::keys::Key::generate().save_new(out) {
             Ok(()) => {
                 eprintln!("wrote a new key to {}", out.display());
@@ -72,6 +91,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Master(a) => master::run(a).await,
             Command::Call(a) => call::run(a).await,
+            Command::Key(a) => key::run(a).await,
             Command::Minion(a) => minion::run(a).await,
             Command::Publish(a) => publish::run(a).await,
             Command::Demo(a) => demo::run(a).await,

@@ -1,11 +1,10 @@
 //! `sealrpc master`: serve the built-in methods until SIGTERM or Ctrl-C.
+use super::node::NodeArgs;
 use super::trace::{self, TraceArgs};
 use clap::Args;
-use sealrpc::channel::{ChannelConfig, Router};
-use sealrpc::keys::Key;
-use sealrpc::master::Master;
+use sealrpc::channel::Router;
+use sealrpc::master::{Master, MasterOptions, MasterPki};
 use sealrpc::telemetry::config::Role;
-use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct MasterArgs {
@@ -17,19 +16,34 @@ pub struct MasterArgs {
     /// 0 picks a free port; minions learn it when they register.
     #[arg(long, default_value_t = 0)]
     publish_port: u16,
-    /// Key file (see `sealrpc keygen`).
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Accept every new minion key at once (off by default: new keys wait
+    /// as pending until `sealrpc key accept`). With --pki-dir.
     #[arg(long)]
-    key: PathBuf,
+    auto_accept: bool,
+    /// A minion whose trace context is not trusted: its requests start new
+    /// traces linked to its context. Repeatable. With --pki-dir.
+    #[arg(long)]
+    untrusted_trace: Vec<String>,
     #[command(flatten)]
     trace: TraceArgs,
 }
 
 pub async fn run(a: MasterArgs) -> Result<(), String> {
-    let key = Key::load(&a.key).map_err(|e| e.to_string())?;
+    let cfg = a.node.config()?;
     let telemetry = trace::start(Role::Master, &a.trace)?;
-    let cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
+    let cfg = cfg.with_telemetry(telemetry.clone());
+    let opts = MasterOptions {
+        publish_port: a.publish_port,
+        pki: a.node.pki_dir.clone().map(|dir| MasterPki {
+            dir,
+            auto_accept: a.auto_accept,
+            untrusted_context: a.untrusted_trace.clone(),
+        }),
+    };
     let router = sealrpc::builtin::register(Router::new());
-    let master = Master::bind(&a.listen, router, cfg, a.publish_port)
+    let master = Master::bind(&a.listen, router, cfg, opts)
         .await
         .map_err(|e| e.to_string())?;
     for url in master.local_urls().map_err(|e| e.to_string())? {

@@ -1,14 +1,13 @@
 //! `sealrpc minion`: register with a master and run the jobs published to
 //! this minion (the built-in test.* methods) until SIGTERM or Ctrl-C.
 use super::master::shutdown_signal;
+use super::node::{self, NodeArgs};
 use super::trace::{self, TraceArgs};
 use clap::Args;
-use sealrpc::channel::{ChannelConfig, Router};
-use sealrpc::keys::Key;
+use sealrpc::channel::Router;
 use sealrpc::minion::{Minion, MinionOptions};
 use sealrpc::telemetry::config::Role;
 use sealrpc::telemetry::ConsumerMode;
-use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct MinionArgs {
@@ -18,9 +17,13 @@ pub struct MinionArgs {
     /// This minion's id (A-Z a-z 0-9 . _ -).
     #[arg(long)]
     id: String,
-    /// Key file (see `sealrpc keygen`).
+    #[command(flatten)]
+    node: NodeArgs,
+    /// The master's key fingerprint (SHA-256, hex) to pin. Without it the
+    /// first master seen is pinned in PKI_DIR/master.pub (trust on first
+    /// use) and never silently replaced. With --pki-dir.
     #[arg(long)]
-    key: PathBuf,
+    master_fingerprint: Option<String>,
     /// Start each job's CONSUMER span as a new trace linked to the
     /// master's PRODUCER span, instead of as its child.
     #[arg(long)]
@@ -30,9 +33,16 @@ pub struct MinionArgs {
 }
 
 pub async fn run(a: MinionArgs) -> Result<(), String> {
-    let key = Key::load(&a.key).map_err(|e| e.to_string())?;
+    let mut cfg = a.node.config()?;
+    node::connecting(
+        &a.node,
+        &mut cfg,
+        &a.id,
+        a.id.as_bytes(),
+        a.master_fingerprint.clone(),
+    )?;
     let telemetry = trace::start(Role::Minion, &a.trace)?;
-    let cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
+    let cfg = cfg.with_telemetry(telemetry.clone());
     let opts = MinionOptions {
         consumer: if a.link_jobs {
             ConsumerMode::Link

@@ -1,16 +1,15 @@
 //! `sealrpc publish`: publish a job to the minions a target selects and
 //! print every return as JSON `{minion_id: result}`; the minions that did
 //! not return are named on stderr and make the exit status non-zero.
+use super::node::{self, NodeArgs};
 use super::trace::{self, TraceArgs};
 use clap::Args;
 use sealrpc::builtin::{args_body, body_json};
-use sealrpc::channel::{ChannelConfig, Client};
+use sealrpc::channel::Client;
 use sealrpc::job::{self, JobReport, PublishRequest};
-use sealrpc::keys::Key;
 use sealrpc::telemetry::config::Role;
 use serde_bytes::ByteBuf;
 use serde_json::{Map, Value};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Extra time the publish call waits beyond the job's own timeout.
@@ -21,9 +20,16 @@ pub struct PublishArgs {
     /// The master's address.
     #[arg(long, default_value = "tcp://127.0.0.1:4506")]
     master: String,
-    /// Key file (see `sealrpc keygen`).
+    #[command(flatten)]
+    node: NodeArgs,
+    /// With --pki-dir: the key pair to use, PKI_DIR/NAME.key (on the
+    /// master's host, `admin` is on the master's publisher list).
+    #[arg(long, default_value = "admin")]
+    as_identity: String,
+    /// With --pki-dir: the master's key fingerprint to pin (default: the
+    /// key in PKI_DIR/master.pub, or trust on first use).
     #[arg(long)]
-    key: PathBuf,
+    master_fingerprint: Option<String>,
     /// Which minions: `*`, a list `m1,m2`, or a glob such as `web*`.
     #[arg(long)]
     target: String,
@@ -43,7 +49,6 @@ pub async fn run(a: PublishArgs) -> Result<(), String> {
         .ok()
         .filter(|d| !d.is_zero() && *d < Duration::from_secs(86_400 * 365))
         .ok_or("--timeout must be a positive number of seconds")?;
-    let key = Key::load(&a.key).map_err(|e| e.to_string())?;
     let telemetry = trace::start(Role::Cli, &a.trace)?;
     let request = PublishRequest {
         target: a.target.clone(),
@@ -52,7 +57,14 @@ pub async fn run(a: PublishArgs) -> Result<(), String> {
         timeout_ms: timeout.as_millis() as u64,
     };
     let work = async {
-        let mut cfg = ChannelConfig::new(key).with_telemetry(telemetry.clone());
+        let mut cfg = a.node.config()?.with_telemetry(telemetry.clone());
+        node::connecting(
+            &a.node,
+            &mut cfg,
+            &a.as_identity,
+            b"",
+            a.master_fingerprint.clone(),
+        )?;
         cfg.timeout = timeout + CALL_MARGIN;
         let client = Client::connect(&a.master, cfg)
             .await

@@ -1,0 +1,129 @@
+//! A master with node identities: its key pair, the minion key registry
+//! and the publisher list decide who may connect and as what (the verifier
+//! of the handshake), and the router's guard decides who may call what.
+use crate::channel::{
+    Authenticated, HandlerError, Identity, PeerRole, Principal, Refusal, Request, Router,
+};
+use crate::error::Error;
+use crate::job;
+use crate::pki::{self, KeyPair, KeyState, MinionKeys, PublicKey};
+use ed25519_dalek::SigningKey;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Where the master keeps its keys, and how it treats minions.
+#[derive(Clone, Debug, Default)]
+pub struct MasterPki {
+    /// `master.key`/`.pub`, `admin.key`/`.pub`, `publishers/`, `minions/…`.
+    pub dir: PathBuf,
+    /// Accept every new minion key at once (off by default: keys wait as
+    /// pending until `sealrpc key accept`).
+    pub auto_accept: bool,
+    /// Minion ids whose trace context is not trusted: their requests' SERVER
+    /// spans start new traces linked to the caller's context.
+    pub untrusted_context: Vec<String>,
+}
+
+/// What the master needs at run time in identity mode.
+pub(crate) struct Security {
+    pub(crate) keys: Arc<MinionKeys>,
+    pub(crate) signer: SigningKey,
+}
+
+/// Loads (or creates, on first start) the master's key pair and the admin
+/// key, and builds the handshake identity whose verifier applies the
+/// minion registry and the publisher list.
+pub(crate) fn load(pki: &MasterPki) -> Result<(Identity, Security), Error> {
+    let dir = &pki.dir;
+    let (keys, created) =
+        KeyPair::load_or_create(dir, pki::MASTER_NAME).map_err(|e| Error::Pki(e.to_string()))?;
+    if created {
+        tracing::info!("created the master key pair in {}", dir.display());
+    }
+    pki::ensure_admin(dir).map_err(|e| Error::Pki(e.to_string()))?;
+    let publishers: HashSet<PublicKey> = pki::publishers(dir)
+        .map_err(|e| Error::Pki(e.to_string()))?
+        .into_iter()
+        .collect();
+    let registry = Arc::new(MinionKeys::open(dir).map_err(|e| Error::Pki(e.to_string()))?);
+    let signer = signing_key(&keys);
+    let untrusted: HashSet<String> = pki.untrusted_context.iter().cloned().collect();
+    let (reg, auto) = (registry.clone(), pki.auto_accept);
+    let verify = move |peer: &Authenticated| -> Result<Principal, Refusal> {
+        if publishers.contains(&peer.key) {
+            return Ok(Principal {
+                key: peer.key,
+                id: None,
+                role: PeerRole::Publisher,
+                trusted_context: true,
+            });
+        }
+        let id = std::str::from_utf8(&peer.payload)
+            .map_err(|_| Refusal("the minion id is not UTF-8".into()))?;
+        job::validate_id(id).map_err(|e| Refusal(e.to_string()))?;
+        match reg.observe(id, &peer.key, auto) {
+            Ok(KeyState::Accepted) => Ok(Principal {
+                key: peer.key,
+                id: Some(id.to_owned()),
+                role: PeerRole::Minion,
+                trusted_context: !untrusted.contains(id),
+            }),
+            Ok(state) => {
+                tracing::warn!("minion {id} refused: its key is {state:?}");
+                Err(Refusal(format!("minion key {state:?}")))
+            }
+            Err(e) => Err(Refusal(e.to_string())),
+        }
+    };
+    let identity = Identity::new(Arc::new(keys), Vec::new(), Arc::new(verify));
+    Ok((
+        identity,
+        Security {
+            keys: registry,
+            signer,
+        },
+    ))
+}
+
+/// The master's publish-signing key: HKDF-SHA256 of its static secret with
+/// its own label, so the two keys are independent.
+fn signing_key(keys: &KeyPair) -> SigningKey {
+    let mut okm = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's output limit: cannot fail.
+    let _ = Hkdf::<Sha256>::new(None, keys.secret_bytes())
+        .expand(b"sealrpc publish signing key v1", okm.as_mut_slice());
+    SigningKey::from_bytes(&okm)
+}
+
+/// Who may call what, in identity mode: publishers may call anything;
+/// accepted minions anything but `sealrpc.publish`. (With a shared key,
+/// holding the key is the only credential: every method is open.)
+pub(crate) fn guard(router: Router) -> Router {
+    router.guard(|req: &Request| match &req.principal {
+        None => Ok(()),
+        Some(p) => match p.role {
+            PeerRole::Publisher => Ok(()),
+            PeerRole::Minion if req.method == job::PUBLISH => Err(HandlerError::new(
+                "publishing needs an identity on the master's publisher list",
+            )),
+            PeerRole::Minion => Ok(()),
+            PeerRole::Master => Err(HandlerError::new("a master may not call a master")),
+        },
+    })
+}
+
+/// The id a request's handshake bound, when the request must come from
+/// that minion (identity mode); `Ok` without identities.
+pub(crate) fn bound_id(req: &Request, claimed: &str) -> Result<(), HandlerError> {
+    match &req.principal {
+        None => Ok(()),
+        Some(p) if p.id.as_deref() == Some(claimed) => Ok(()),
+        Some(_) => Err(HandlerError::new(format!(
+            "this connection is not minion {claimed}"
+        ))),
+    }
+}
