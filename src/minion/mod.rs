@@ -81,6 +81,8 @@ impl Minion {
     }
 
     /// True while registered with the master and able to receive jobs.
+    /// Do not hold the borrow `wait_for`/`borrow` return across an await:
+    /// it blocks the minion's own updates of the flag.
     pub fn ready(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
     }

@@ -21,7 +21,9 @@
 //! # Layout
 //! Master PKI dir: `master.key`, `master.pub`, `admin.key`, `admin.pub`,
 //! `publishers/NAME.pub`, `minions/{accepted,pending,rejected,denied}/ID`.
-//! Minion PKI dir: `minion.key`, `minion.pub`, `master.pub` (the pin).
+//! Minion PKI dir: `ID.key`, `ID.pub` (`sealrpc keygen --pki-dir DIR --id
+//! ID`), `master.pub` (the pin); a minion may not be called `master` or
+//! `admin`, the names of the master's own keys.
 //! Every id and key name passes [`crate::job::validate_id`] before it is
 //! used in a path.
 mod error;

@@ -3,6 +3,8 @@
 //! into an in-process collector. The client and the TCP minion reach the
 //! master through recording relays. Runs five calls, a broadcast job and a
 //! targeted job; prints each trace as a tree, then what an eavesdropper saw.
+#[path = "demo_pki.rs"]
+mod pki;
 #[cfg(feature = "otel")]
 #[path = "demo_wire.rs"]
 mod wire;
@@ -146,7 +148,7 @@ pub async fn run(_a: DemoArgs) -> Result<(), String> {
     }
     #[cfg(not(feature = "otel"))]
     println!("\n(built without the `otel` feature: no traces)");
-    Ok(())
+    pki::run().await
 }
 
 type Stop = (

@@ -33,6 +33,12 @@ pub struct MinionArgs {
 }
 
 pub async fn run(a: MinionArgs) -> Result<(), String> {
+    if a.node.pki_dir.is_some() && matches!(a.id.as_str(), "master" | "admin") {
+        return Err(format!(
+            "a minion may not be called {:?}: that name is the master's own key",
+            a.id
+        ));
+    }
     let mut cfg = a.node.config()?;
     node::connecting(
         &a.node,
