@@ -53,6 +53,17 @@ impl PubSender {
         self.signer.as_ref().map(|s| s.verifying_key().to_bytes())
     }
 
+    /// Starts a new sending session under the same key (new salt, sequence
+    /// 0). Done on every ZeroMQ registration: a minion that subscribes
+    /// again has released the previous salt into its replay registry (it
+    /// stays refused there for 2 × TTL), so it must see a fresh one.
+    pub fn new_session(&self) {
+        self.sealer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rekey(random_salt());
+    }
+
     /// Starts sealing under `key` (a new session: new salt, sequence 0).
     pub fn rotate(&self, key: Key) {
         *self.sealer.lock().unwrap_or_else(|p| p.into_inner()) = Sealer::new(key, random_salt());

@@ -214,7 +214,13 @@ async fn connection(
                     if let Err(e) = conn.dispatch(frame) {
                         tracing::warn!("closing connection from {peer}: {e}");
                         let code = match e {
-                            WireError::BadLoad(_) | WireError::TooLarge { .. } => AlertCode::Malformed,
+                            WireError::BadLoad(_)
+                            | WireError::TooLarge { .. }
+                            | WireError::Truncated { .. }
+                            | WireError::BadMagic
+                            | WireError::UnsupportedVersion(_)
+                            | WireError::UnknownKind(_)
+                            | WireError::WrongKind { .. } => AlertCode::Malformed,
                             _ => AlertCode::Refused,
                         };
                         outbox.alert_and_close(&alert_frame(code));

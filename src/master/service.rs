@@ -50,6 +50,7 @@ async fn hello(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {
                 .hello(&hello.id, req.link.clone(), Some(token.clone()), key, epoch)
                 .map_err(refused)?;
             let port = pubs.local_addr().map_err(refused)?.port();
+            pubs.new_session();
             let (id, link) = (hello.id.clone(), req.link.clone());
             tokio::spawn(probe(hub.clone(), id, link, token.clone()));
             let identity = req.principal.is_some();

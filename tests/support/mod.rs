@@ -2,8 +2,11 @@
 //! stop it deterministically (stop returns once every handler has finished,
 //! so every server span has ended).
 #![allow(dead_code)]
+pub mod attack;
 pub mod cli;
 pub mod cluster;
+pub mod raw;
+pub mod relay;
 use sealrpc::channel::{ChannelConfig, Router, Server};
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
