@@ -108,7 +108,8 @@ impl Master {
             security,
             publish_key: std::sync::Mutex::new((0, publish_key)),
         });
-        let router = security::guard(service::register(router, hub.clone()));
+        let granted = hub.security.as_ref().map(|s| s.granted.clone());
+        let router = security::guard(service::register(router, hub.clone()), granted);
         let server = Server::bind_all(urls, router, cfg).await?;
         Ok(Master { server, hub })
     }

@@ -16,10 +16,7 @@ impl Hub {
         let Some(security) = &self.security else {
             return Ok(Vec::new());
         };
-        let accepted = security
-            .keys
-            .accepted_keys()
-            .map_err(|e| Error::Pki(e.to_string()))?;
+        let accepted = security.refresh()?;
         let cut = self
             .registry
             .cut(|id, key| accepted.iter().any(|(a, k)| a == id && k == key));

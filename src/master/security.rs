@@ -10,9 +10,9 @@ use crate::pki::{self, KeyPair, KeyState, MinionKeys, PublicKey};
 use ed25519_dalek::SigningKey;
 use hkdf::Hkdf;
 use sha2::Sha256;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
 
 /// Where the master keeps its keys, and how it treats minions.
@@ -32,6 +32,51 @@ pub struct MasterPki {
 pub(crate) struct Security {
     pub(crate) keys: Arc<MinionKeys>,
     pub(crate) signer: SigningKey,
+    pub(crate) granted: Arc<Granted>,
+    dir: PathBuf,
+}
+
+/// Who holds a credential right now: the accepted minion keys and the
+/// publisher keys, refreshed from the PKI dir every second and checked on
+/// every request (a key deleted after its connection's handshake stops
+/// working at the next refresh, registered or not).
+#[derive(Default)]
+pub(crate) struct Granted {
+    minions: RwLock<HashMap<String, PublicKey>>,
+    publishers: RwLock<HashSet<PublicKey>>,
+}
+
+impl Granted {
+    fn minion(&self, id: &str, key: &PublicKey) -> bool {
+        read(&self.minions).get(id) == Some(key)
+    }
+
+    fn publisher(&self, key: &PublicKey) -> bool {
+        read(&self.publishers).contains(key)
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Security {
+    /// Re-reads the accepted minion keys and the publisher list; returns
+    /// the accepted minion keys.
+    pub(crate) fn refresh(&self) -> Result<Vec<(String, PublicKey)>, Error> {
+        let accepted = self
+            .keys
+            .accepted_keys()
+            .map_err(|e| Error::Pki(e.to_string()))?;
+        let publishers = pki::publishers(&self.dir).map_err(|e| Error::Pki(e.to_string()))?;
+        *write(&self.granted.minions) = accepted.iter().cloned().collect();
+        *write(&self.granted.publishers) = publishers.into_iter().collect();
+        Ok(accepted)
+    }
 }
 
 /// Loads (or creates, on first start) the master's key pair and the admin
@@ -45,16 +90,19 @@ pub(crate) fn load(pki: &MasterPki) -> Result<(Identity, Security), Error> {
         tracing::info!("created the master key pair in {}", dir.display());
     }
     pki::ensure_admin(dir).map_err(|e| Error::Pki(e.to_string()))?;
-    let publishers: HashSet<PublicKey> = pki::publishers(dir)
-        .map_err(|e| Error::Pki(e.to_string()))?
-        .into_iter()
-        .collect();
     let registry = Arc::new(MinionKeys::open(dir).map_err(|e| Error::Pki(e.to_string()))?);
-    let signer = signing_key(&keys);
+    let security = Security {
+        keys: registry.clone(),
+        signer: signing_key(&keys),
+        granted: Arc::default(),
+        dir: dir.clone(),
+    };
+    security.refresh()?;
+    let granted = security.granted.clone();
     let untrusted: HashSet<String> = pki.untrusted_context.iter().cloned().collect();
     let (reg, auto) = (registry.clone(), pki.auto_accept);
     let verify = move |peer: &Authenticated| -> Result<Principal, Refusal> {
-        if publishers.contains(&peer.key) {
+        if granted.publisher(&peer.key) {
             return Ok(Principal {
                 key: peer.key,
                 id: None,
@@ -66,12 +114,15 @@ pub(crate) fn load(pki: &MasterPki) -> Result<(Identity, Security), Error> {
             .map_err(|_| Refusal("the minion id is not UTF-8".into()))?;
         job::validate_id(id).map_err(|e| Refusal(e.to_string()))?;
         match reg.observe(id, &peer.key, auto) {
-            Ok(KeyState::Accepted) => Ok(Principal {
-                key: peer.key,
-                id: Some(id.to_owned()),
-                role: PeerRole::Minion,
-                trusted_context: !untrusted.contains(id),
-            }),
+            Ok(KeyState::Accepted) => {
+                write(&granted.minions).insert(id.to_owned(), peer.key);
+                Ok(Principal {
+                    key: peer.key,
+                    id: Some(id.to_owned()),
+                    role: PeerRole::Minion,
+                    trusted_context: !untrusted.contains(id),
+                })
+            }
             Ok(state) => {
                 tracing::warn!("minion {id} refused: its key is {state:?}");
                 Err(Refusal(format!("minion key {state:?}")))
@@ -80,13 +131,7 @@ pub(crate) fn load(pki: &MasterPki) -> Result<(Identity, Security), Error> {
         }
     };
     let identity = Identity::new(Arc::new(keys), Vec::new(), Arc::new(verify));
-    Ok((
-        identity,
-        Security {
-            keys: registry,
-            signer,
-        },
-    ))
+    Ok((identity, security))
 }
 
 /// The master's publish-signing key: HKDF-SHA256 of its static secret with
@@ -102,11 +147,17 @@ fn signing_key(keys: &KeyPair) -> SigningKey {
 /// Who may call what, in identity mode: publishers may call anything;
 /// accepted minions anything but `sealrpc.publish`. (With a shared key,
 /// holding the key is the only credential: every method is open.)
-pub(crate) fn guard(router: Router) -> Router {
-    router.guard(|req: &Request| match &req.principal {
-        None => Ok(()),
-        Some(p) => match p.role {
+pub(crate) fn guard(router: Router, granted: Option<Arc<Granted>>) -> Router {
+    router.guard(move |req: &Request| match (&req.principal, &granted) {
+        (None, _) | (_, None) => Ok(()),
+        (Some(p), Some(granted)) => match p.role {
+            PeerRole::Publisher if !granted.publisher(&p.key) => Err(HandlerError::new(
+                "this key is no longer on the master's publisher list",
+            )),
             PeerRole::Publisher => Ok(()),
+            PeerRole::Minion if !p.id.as_deref().is_some_and(|id| granted.minion(id, &p.key)) => {
+                Err(HandlerError::new("this minion's key is no longer accepted"))
+            }
             PeerRole::Minion if req.method == job::PUBLISH => Err(HandlerError::new(
                 "publishing needs an identity on the master's publisher list",
             )),
