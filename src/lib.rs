@@ -16,6 +16,7 @@
 //!   and the transports behind it; the channel sees nothing else.
 //! - [`keys`]: key files and the keyring.
 //! - [`error`]: typed errors.
+pub mod bench;
 pub mod builtin;
 pub mod channel;
 pub mod context;

@@ -1,4 +1,5 @@
 //! The `sealrpc` command line: keygen, master, minion, call, publish, demo.
+mod bench;
 mod call;
 mod demo;
 mod key;
@@ -52,6 +53,8 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Run a master and clients in-process and print each trace as a tree.
     Demo(demo::DemoArgs),
+    /// Measure request/reply latency and throughput on loopback, in-process.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Minion(a) => minion::run(a).await,
             Command::Publish(a) => publish::run(a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Bench(a) => bench::run(a).await,
             Command::Keygen { .. } => Ok(()),
         }
     });
