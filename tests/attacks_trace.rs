@@ -17,20 +17,7 @@ use sealrpc::telemetry::memory::{collecting, render_trees};
 use sealrpc::Error;
 use support::attack::{base_config, listen_url, Counter, Pki, T};
 use support::cluster;
-
-fn attr(span: &SpanData, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| kv.value.to_string())
-}
-
-fn of<'a>(spans: &'a [SpanData], name: &str, kind: SpanKind) -> Vec<&'a SpanData> {
-    spans
-        .iter()
-        .filter(|s| s.name == name && s.span_kind == kind)
-        .collect()
-}
+use support::spans::{attr, of};
 
 /// The CLIENT span of minion `id`'s return: a child of its CONSUMER span.
 fn return_client<'a>(spans: &'a [SpanData], id: &str, trees: &str) -> &'a SpanData {

@@ -19,20 +19,7 @@ use sealrpc::telemetry::ConsumerMode;
 use serde_bytes::ByteBuf;
 use std::collections::HashSet;
 use support::cluster;
-
-fn attr(span: &SpanData, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| kv.value.to_string())
-}
-
-fn of<'a>(spans: &'a [SpanData], name: &str, kind: SpanKind) -> Vec<&'a SpanData> {
-    spans
-        .iter()
-        .filter(|s| s.name == name && s.span_kind == kind)
-        .collect()
-}
+use support::spans::{attr, of};
 
 fn parent_of<'a>(spans: &'a [SpanData], child: &SpanData) -> &'a SpanData {
     spans

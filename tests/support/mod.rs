@@ -7,6 +7,8 @@ pub mod cli;
 pub mod cluster;
 pub mod raw;
 pub mod relay;
+#[cfg(feature = "otel")]
+pub mod spans;
 use sealrpc::channel::{ChannelConfig, Router, Server};
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
