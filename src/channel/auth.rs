@@ -122,6 +122,16 @@ fn judge(identity: &Identity, done: &Completed) -> Result<Principal, Error> {
     (identity.verify)(&peer).map_err(|Refusal(why)| Error::NotAuthorized(why))
 }
 
+/// `run`, or `HandshakeTimeout` when it takes longer than `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    run: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or(Err(Error::HandshakeTimeout(timeout)))
+}
+
 /// The connecting side: runs the handshake within `timeout` and checks the
 /// server (its pinned key) before any envelope is sent.
 pub(crate) async fn initiate(
@@ -141,10 +151,7 @@ pub(crate) async fn initiate(
         send_frame(w, &frame3, max).await?;
         Ok(SessionKeys::new(done, peer))
     };
-    match tokio::time::timeout(timeout, run).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::HandshakeTimeout(timeout)),
-    }
+    bounded(timeout, run).await
 }
 
 /// The accepting side: runs the handshake within `timeout` and judges the
@@ -165,10 +172,7 @@ pub(crate) async fn respond(
         let peer = judge(identity, &done)?;
         Ok(SessionKeys::new(done, peer))
     };
-    let result = match tokio::time::timeout(timeout, run).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::HandshakeTimeout(timeout)),
-    };
+    let result = bounded(timeout, run).await;
     if result.is_err() {
         let _ = send_frame(w, &alert_frame(AlertCode::NotAuthorized), max).await;
     }

@@ -1,5 +1,5 @@
 //! `sealrpc call`: one call, the result as JSON on stdout.
-use super::node::{self, NodeArgs};
+use super::node::MasterConn;
 use super::trace::{self, TraceArgs};
 use clap::Args;
 use sealrpc::builtin::{args_body, body_json};
@@ -9,19 +9,8 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct CallArgs {
-    /// The master's address.
-    #[arg(long, default_value = "tcp://127.0.0.1:4506")]
-    master: String,
     #[command(flatten)]
-    node: NodeArgs,
-    /// With --pki-dir: the key pair to use, PKI_DIR/NAME.key (on the
-    /// master's host, `admin` is on the master's publisher list).
-    #[arg(long, default_value = "admin")]
-    as_identity: String,
-    /// With --pki-dir: the master's key fingerprint to pin (default: the
-    /// key in PKI_DIR/master.pub, or trust on first use).
-    #[arg(long)]
-    master_fingerprint: Option<String>,
+    to: MasterConn,
     /// Seconds to wait for the reply.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
@@ -41,16 +30,9 @@ pub async fn run(a: CallArgs) -> Result<(), String> {
     let telemetry = trace::start(Role::Cli, &a.trace)?;
     let body = args_body(&a.args).map_err(|e| e.to_string())?;
     let work = async {
-        let mut cfg = a.node.config()?.with_telemetry(telemetry.clone());
-        node::connecting(
-            &a.node,
-            &mut cfg,
-            &a.as_identity,
-            b"",
-            a.master_fingerprint.clone(),
-        )?;
+        let mut cfg = a.to.config(telemetry.clone())?;
         cfg.timeout = timeout;
-        let client = Client::connect(&a.master, cfg)
+        let client = Client::connect(&a.to.master, cfg)
             .await
             .map_err(|e| e.to_string())?;
         let reply = client

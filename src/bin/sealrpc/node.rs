@@ -47,3 +47,34 @@ pub fn connecting(
     }
     Ok(())
 }
+
+/// How a one-shot command (`call`, `publish`) reaches a master.
+#[derive(Args, Clone, Debug)]
+pub struct MasterConn {
+    /// The master's address.
+    #[arg(long, default_value = "tcp://127.0.0.1:4506")]
+    pub master: String,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// With --pki-dir: the key pair to use, PKI_DIR/NAME.key (on the
+    /// master's host, `admin` is on the master's publisher list).
+    #[arg(long, default_value = "admin")]
+    as_identity: String,
+    /// With --pki-dir: the master's key fingerprint to pin (default: the
+    /// key in PKI_DIR/master.pub, or trust on first use).
+    #[arg(long)]
+    master_fingerprint: Option<String>,
+}
+
+impl MasterConn {
+    /// The channel settings, with the identity set in identity mode.
+    pub fn config(
+        &self,
+        telemetry: Option<sealrpc::telemetry::Telemetry>,
+    ) -> Result<ChannelConfig, String> {
+        let mut cfg = self.node.config()?.with_telemetry(telemetry);
+        let fp = self.master_fingerprint.clone();
+        connecting(&self.node, &mut cfg, &self.as_identity, b"", fp)?;
+        Ok(cfg)
+    }
+}

@@ -1,7 +1,7 @@
 //! `sealrpc publish`: publish a job to the minions a target selects and
 //! print every return as JSON `{minion_id: result}`; the minions that did
 //! not return are named on stderr and make the exit status non-zero.
-use super::node::{self, NodeArgs};
+use super::node::MasterConn;
 use super::trace::{self, TraceArgs};
 use clap::Args;
 use sealrpc::builtin::{args_body, body_json};
@@ -17,19 +17,8 @@ const CALL_MARGIN: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub struct PublishArgs {
-    /// The master's address.
-    #[arg(long, default_value = "tcp://127.0.0.1:4506")]
-    master: String,
     #[command(flatten)]
-    node: NodeArgs,
-    /// With --pki-dir: the key pair to use, PKI_DIR/NAME.key (on the
-    /// master's host, `admin` is on the master's publisher list).
-    #[arg(long, default_value = "admin")]
-    as_identity: String,
-    /// With --pki-dir: the master's key fingerprint to pin (default: the
-    /// key in PKI_DIR/master.pub, or trust on first use).
-    #[arg(long)]
-    master_fingerprint: Option<String>,
+    to: MasterConn,
     /// Which minions: `*`, a list `m1,m2`, or a glob such as `web*`.
     #[arg(long)]
     target: String,
@@ -57,16 +46,9 @@ pub async fn run(a: PublishArgs) -> Result<(), String> {
         timeout_ms: timeout.as_millis() as u64,
     };
     let work = async {
-        let mut cfg = a.node.config()?.with_telemetry(telemetry.clone());
-        node::connecting(
-            &a.node,
-            &mut cfg,
-            &a.as_identity,
-            b"",
-            a.master_fingerprint.clone(),
-        )?;
+        let mut cfg = a.to.config(telemetry.clone())?;
         cfg.timeout = timeout + CALL_MARGIN;
-        let client = Client::connect(&a.master, cfg)
+        let client = Client::connect(&a.to.master, cfg)
             .await
             .map_err(|e| e.to_string())?;
         client
