@@ -16,6 +16,7 @@
 //!   and the transports behind it; the channel sees nothing else.
 //! - [`keys`]: key files and the keyring.
 //! - [`error`]: typed errors.
+//! - [`rlimit`]: the open-file limit a master with many minions needs.
 pub mod bench;
 pub mod builtin;
 pub mod channel;
@@ -26,6 +27,7 @@ pub mod keys;
 pub mod master;
 pub mod minion;
 pub mod pki;
+pub mod rlimit;
 pub mod tap;
 pub mod telemetry;
 pub mod transport;

@@ -1,5 +1,6 @@
 //! `sealrpc bench` end to end with tiny parameters: every transport and
-//! mode, the JSON rows and their fields (no timing assertions beyond > 0).
+//! mode, the JSON rows and their fields, the SVG chart (no timing
+//! assertions beyond > 0).
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sealrpc");
@@ -9,12 +10,15 @@ fn tmpfile(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn bench_all_transports_both_modes_writes_six_json_rows() {
+fn bench_all_transports_both_modes_writes_six_json_rows_and_a_chart() {
     let json = tmpfile("all");
+    let plot = json.with_extension("svg");
     let out = Command::new(BIN)
         .args(["bench", "--requests", "200", "--inflight", "8"])
         .args(["--transport", "all", "--mode", "both", "--json"])
         .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
         .output()
         .expect("run sealrpc bench");
     assert!(out.status.success(), "{out:?}");
@@ -22,6 +26,8 @@ fn bench_all_transports_both_modes_writes_six_json_rows() {
     assert!(table.contains("sealed/raw"), "{table}");
     let text = std::fs::read_to_string(&json).expect("json written");
     let _ = std::fs::remove_file(&json);
+    let svg = std::fs::read_to_string(&plot).expect("chart written");
+    let _ = std::fs::remove_file(&plot);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("a JSON array");
     assert_eq!(rows.len(), 6, "{text}");
     let mut seen = Vec::new();
@@ -48,6 +54,83 @@ fn bench_all_transports_both_modes_writes_six_json_rows() {
         "zmq/sealed",
     ];
     assert_eq!(seen, want);
+    check_chart(&svg, &rows);
+}
+
+/// A well-formed SVG with the run's parameters in its text, and a p50, a
+/// p99 and a throughput bar for each JSON row, titled with that row.
+fn check_chart(svg: &str, rows: &[serde_json::Value]) {
+    let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
+    assert!(doc.root_element().has_tag_name("svg"), "{svg}");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    let title = texts.first().copied().unwrap_or_default();
+    assert!(
+        title.contains("200 requests") && title.contains("8 in flight"),
+        "{title}"
+    );
+    for want in [
+        "latency (1 in flight)",
+        "throughput (8 in flight)",
+        "tcp",
+        "zmq",
+        "ws",
+        "64 B",
+    ] {
+        assert!(texts.contains(&want), "{want} in {texts:?}");
+    }
+    for class in ["p50", "p99", "rps"] {
+        let bars: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect") && n.attribute("class") == Some(class))
+            .collect();
+        assert_eq!(bars.len(), rows.len(), "{class} bars");
+        for (i, row) in rows.iter().enumerate() {
+            let bar = bars
+                .iter()
+                .find(|n| n.attribute("data-row") == Some(&i.to_string()))
+                .unwrap_or_else(|| panic!("no {class} bar for row {i}"));
+            let height: f64 = bar
+                .attribute("height")
+                .and_then(|h| h.parse().ok())
+                .unwrap();
+            assert!(height > 0.0, "{class} bar {i}");
+            let tip = bar
+                .first_element_child()
+                .and_then(|t| t.text())
+                .unwrap_or_default();
+            let (t, m) = (
+                row["transport"].as_str().unwrap(),
+                row["mode"].as_str().unwrap(),
+            );
+            assert!(
+                tip.starts_with(&format!("{t} 64 B {m} ")),
+                "{tip} for {row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bench_plot_to_an_unwritable_path_is_a_clear_error() {
+    let plot = std::env::temp_dir()
+        .join("sealrpc-no-such-dir")
+        .join("chart.svg");
+    let out = Command::new(BIN)
+        .args(["bench", "--requests", "10", "--mode", "raw", "--plot"])
+        .arg(&plot)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: --plot") && err.contains("chart.svg"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

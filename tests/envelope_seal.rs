@@ -180,49 +180,7 @@ fn assert_every_flip_rejected(op: &mut Opener, env: &[u8], seen: &[u64], expect:
                 Ok(o) => panic!("flip {mask:#04x} at byte {pos} was accepted: {o:?}"),
                 Err(e) => e,
             };
-            let want = match pos {
-                0 | 1 => WireError::BadMagic,
-                2 => WireError::UnsupportedVersion(flipped[2]),
-                3 => match flipped[3] {
-                    1..=3 if flipped[3] != expect as u8 => WireError::WrongKind {
-                        expected: if expect == Kind::Request {
-                            "request"
-                        } else {
-                            "reply"
-                        },
-                        got: ["request", "reply", "publish"][usize::from(flipped[3]) - 1],
-                    },
-                    k => WireError::UnknownKind(k),
-                },
-                4..=7 => {
-                    WireError::UnknownKey(u32::from_be_bytes(flipped[4..8].try_into().unwrap()))
-                }
-                24..=31 => {
-                    let seq = u64::from_be_bytes(flipped[24..32].try_into().unwrap());
-                    if seen.contains(&seq) {
-                        WireError::Replayed { seq }
-                    } else {
-                        WireError::AuthenticationFailed
-                    }
-                }
-                32..=39 => {
-                    let sent = u64::from_be_bytes(flipped[32..40].try_into().unwrap());
-                    if sent + TTL < T0 {
-                        WireError::Expired {
-                            age_ms: T0 - sent,
-                            ttl_ms: TTL,
-                        }
-                    } else if sent > T0 + TTL {
-                        WireError::FromFuture {
-                            ahead_ms: sent - T0,
-                            ttl_ms: TTL,
-                        }
-                    } else {
-                        WireError::AuthenticationFailed
-                    }
-                }
-                _ => WireError::AuthenticationFailed,
-            };
+            let want = flip_error(&flipped, pos, expect, seen);
             assert_eq!(err, want, "flip {mask:#04x} at byte {pos}");
         }
     }

@@ -9,16 +9,27 @@
 //!   ([`push_frame`](crate::transport::push_frame) into one buffer, one
 //!   writer task calling `send_batch`). Raw rows run no tracing code at all,
 //!   whatever the `tracing` column says: they are the floor.
+//! - **loop**: raw mode's loop with each frame sealed and opened, and the
+//!   loads MessagePack-encoded, exactly as the channel does, but none of
+//!   the channel's machinery: a minimal hand-written sealed echo, the floor
+//!   for a sealed transport (see `sealed_loop`).
 //!
 //! Each combination gets a warm-up (`min(requests, 200)` round trips, not
 //! measured), a latency run (one request in flight,
 //! `min(requests, 5000)` sequential round trips) and a throughput run
 //! (`inflight` requests in flight, `requests` requests in all).
+//!
+//! [`minions`] is the other benchmark (`sealrpc bench --minions N`): N
+//! authenticated minions against a master process, one job to all.
+pub mod minions;
+mod plot;
 mod raw;
 mod run;
 mod sealed;
+mod sealed_loop;
 mod stats;
 
+pub use plot::render_svg;
 pub use run::run;
 pub use stats::render_table;
 
@@ -66,6 +77,7 @@ impl Transport {
 pub enum Mode {
     Sealed,
     Raw,
+    Loop,
 }
 
 impl Mode {
@@ -74,6 +86,7 @@ impl Mode {
         match self {
             Mode::Sealed => "sealed",
             Mode::Raw => "raw",
+            Mode::Loop => "loop",
         }
     }
 }
@@ -133,9 +146,10 @@ pub enum BenchError {
         mode: &'static str,
         source: crate::Error,
     },
-    #[error("{transport} raw: reply of {got} bytes to a {sent}-byte frame")]
+    #[error("{transport} {mode}: reply of {got} bytes to a {sent}-byte request")]
     Mismatch {
         transport: &'static str,
+        mode: &'static str,
         sent: usize,
         got: usize,
     },

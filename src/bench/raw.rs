@@ -1,9 +1,11 @@
-//! Raw mode: the transport with no envelope. Frames are batched as the
-//! channel's outbox batches them: appended with `push_frame` to one shared
-//! buffer, written by one writer task with `send_batch`; each side reads in
-//! its own task. A connection is FIFO, so replies match requests in order.
+//! Raw mode: the transport with no envelope; and the loop mode, the same
+//! code with a [`Codec`] that seals and opens each frame (see `sealed_loop`).
+//! Frames are batched as the channel's outbox batches them: appended with
+//! `push_frame` to one shared buffer, written by one writer task with
+//! `send_batch`; each side reads in its own task. A connection is FIFO, so
+//! replies match requests in order.
 use super::run::Measured;
-use super::{BenchConfig, BenchError, Transport};
+use super::{BenchConfig, BenchError, Mode, Transport};
 use crate::transport::{
     connect, push_frame, Endpoint, FrameRecv, FrameSend, Listener, TransportError,
     DEFAULT_MAX_FRAME,
@@ -14,15 +16,45 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
-/// Runs both measurements for one transport and size.
-pub(crate) async fn measure(
+/// What a frame carries: the payload as is (raw), or an envelope.
+pub(crate) trait Codec: Send + 'static {
+    /// Appends a request carrying `payload` to `out`.
+    fn request(&mut self, payload: &[u8], out: &mut BytesMut) -> Result<(), crate::Error>;
+    /// Checks one reply frame; returns the length of the body it carries.
+    fn reply(&mut self, frame: &mut BytesMut) -> Result<usize, crate::Error>;
+    /// Server side: appends the answer to request `frame` to `out`.
+    fn echo(&mut self, frame: &mut BytesMut, out: &mut BytesMut) -> Result<(), crate::Error>;
+}
+
+/// No envelope: the payload is the frame.
+pub(crate) struct Plain;
+
+impl Codec for Plain {
+    fn request(&mut self, payload: &[u8], out: &mut BytesMut) -> Result<(), crate::Error> {
+        out.extend_from_slice(payload);
+        Ok(())
+    }
+    fn reply(&mut self, frame: &mut BytesMut) -> Result<usize, crate::Error> {
+        Ok(frame.len())
+    }
+    fn echo(&mut self, frame: &mut BytesMut, out: &mut BytesMut) -> Result<(), crate::Error> {
+        out.extend_from_slice(frame);
+        Ok(())
+    }
+}
+
+/// Runs both measurements for one transport and size, with `client` and
+/// `server` codecs (`Plain` for raw mode).
+pub(crate) async fn measure<C: Codec, S: Codec>(
     transport: Transport,
     size: usize,
     bench: &BenchConfig,
+    mode: Mode,
+    (mut client_codec, server_codec): (C, S),
 ) -> Result<Measured, BenchError> {
     let err = |source| BenchError::Run {
         transport: transport.name(),
-        mode: "raw",
+        mode: mode.name(),
         source,
     };
     let endpoint = Endpoint::parse(transport.url())
@@ -31,7 +63,7 @@ pub(crate) async fn measure(
         .await
         .map_err(|e| err(e.into()))?;
     let url = listener.local_url().map_err(|e| err(e.into()))?;
-    let server = tokio::spawn(serve(listener));
+    let server = tokio::spawn(serve(listener, server_codec));
     let result = async {
         let endpoint =
             Endpoint::parse(&url).ok_or_else(|| err(crate::Error::BadAddress(url.clone())))?;
@@ -39,50 +71,72 @@ pub(crate) async fn measure(
             .await
             .map_err(|e| err(e.into()))?;
         let mut client = Conn::start(r, w);
+        let c = &mut client_codec;
         let payload = vec![0xa5u8; size];
         for _ in 0..bench.requests.min(super::WARMUP_ROUND_TRIPS) {
-            client.outbox.push(&payload).map_err(err)?;
-            client.reply(transport, size).await?;
+            client
+                .outbox
+                .push(|b| c.request(&payload, b))
+                .map_err(err)?;
+            client.reply(c, transport, mode, size).await?;
         }
         let mut latencies = Vec::new();
         for _ in 0..bench.requests.min(super::LATENCY_ROUND_TRIPS) {
             let start = Instant::now();
-            client.outbox.push(&payload).map_err(err)?;
-            client.reply(transport, size).await?;
+            client
+                .outbox
+                .push(|b| c.request(&payload, b))
+                .map_err(err)?;
+            client.reply(c, transport, mode, size).await?;
             latencies.push(start.elapsed());
         }
         let start = Instant::now();
         let mut sent = 0;
         while sent < bench.inflight.min(bench.requests) {
-            client.outbox.push(&payload).map_err(err)?;
+            client
+                .outbox
+                .push(|b| c.request(&payload, b))
+                .map_err(err)?;
             sent += 1;
         }
         for _ in 0..bench.requests {
-            client.reply(transport, size).await?;
+            client.reply(c, transport, mode, size).await?;
             if sent < bench.requests {
-                client.outbox.push(&payload).map_err(err)?;
+                client
+                    .outbox
+                    .push(|b| c.request(&payload, b))
+                    .map_err(err)?;
                 sent += 1;
             }
         }
         let elapsed = start.elapsed();
         client.outbox.close();
-        Ok(Measured { latencies, elapsed })
+        Ok(Measured {
+            latencies,
+            elapsed,
+            spans_exported: None,
+        })
     }
     .await;
     server.abort();
     result
 }
 
-/// Echoes every frame on every connection until aborted.
-async fn serve(listener: Listener) {
+/// Answers every frame on the first connection until aborted (the bench
+/// makes one; the codec holds that connection's session).
+async fn serve(listener: Listener, codec: impl Codec) {
     let mut conns = JoinSet::new();
+    let mut codec = Some(codec);
     loop {
         match listener.accept().await {
             Ok((mut r, w, _)) => {
+                let Some(mut codec) = codec.take() else {
+                    continue;
+                };
                 conns.spawn(async move {
                     let (conn, _writer) = Conn::writer_only(w);
-                    while let Ok(Some(frame)) = r.recv().await {
-                        if conn.push(&frame).is_err() {
+                    while let Ok(Some(mut frame)) = r.recv().await {
+                        if conn.push(|b| codec.echo(&mut frame, b)).is_err() {
                             break;
                         }
                     }
@@ -102,15 +156,15 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn push(&self, payload: &[u8]) -> Result<(), crate::Error> {
+    fn push(
+        &self,
+        fill: impl FnOnce(&mut BytesMut) -> Result<(), crate::Error>,
+    ) -> Result<(), crate::Error> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.1 {
             return Err(crate::Error::ConnectionClosed);
         }
-        push_frame(&mut st.0, DEFAULT_MAX_FRAME, |b| {
-            b.extend_from_slice(payload);
-            Ok(())
-        })?;
+        push_frame(&mut st.0, DEFAULT_MAX_FRAME, fill)?;
         drop(st);
         self.ready.notify_one();
         Ok(())
@@ -200,22 +254,30 @@ impl Conn {
         }
     }
 
-    /// The next reply, checked to be `size` bytes.
-    async fn reply(&mut self, transport: Transport, size: usize) -> Result<(), BenchError> {
+    /// The next reply, checked to carry `size` bytes.
+    async fn reply(
+        &mut self,
+        codec: &mut impl Codec,
+        transport: Transport,
+        mode: Mode,
+        size: usize,
+    ) -> Result<(), BenchError> {
         let err = |source| BenchError::Run {
             transport: transport.name(),
-            mode: "raw",
+            mode: mode.name(),
             source,
         };
-        let frame = match self.replies.recv().await {
+        let mut frame = match self.replies.recv().await {
             Some(f) => f.map_err(|e| err(e.into()))?,
             None => return Err(err(crate::Error::ConnectionClosed)),
         };
-        if frame.len() != size {
+        let got = codec.reply(&mut frame).map_err(err)?;
+        if got != size {
             return Err(BenchError::Mismatch {
                 transport: transport.name(),
+                mode: mode.name(),
                 sent: size,
-                got: frame.len(),
+                got,
             });
         }
         Ok(())

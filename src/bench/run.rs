@@ -12,6 +12,8 @@ pub(crate) struct Measured {
     pub latencies: Vec<Duration>,
     /// The whole throughput run.
     pub elapsed: Duration,
+    /// With tracing on: the spans the exporter received.
+    pub spans_exported: Option<usize>,
 }
 
 /// Runs every transport × size × mode of `cfg`, calling `progress` with a
@@ -34,10 +36,15 @@ pub async fn run(
                     transport.name(),
                     mode.name()
                 ));
-                let mut m = match mode {
-                    Mode::Sealed => sealed_run(transport, size, cfg).await?,
-                    Mode::Raw => raw::measure(transport, size, cfg).await?,
-                };
+                let mut m = on_worker(transport, size, mode, cfg).await?;
+                if let Some(n) = m.spans_exported {
+                    let calls = cfg.requests
+                        + cfg.requests.min(super::WARMUP_ROUND_TRIPS)
+                        + cfg.requests.min(super::LATENCY_ROUND_TRIPS);
+                    progress(&format!(
+                        "  {n} spans exported for {calls} calls (a client and a server span each)"
+                    ));
+                }
                 let (p50_us, p99_us, p999_us) = percentiles(&mut m.latencies);
                 let (req_per_s, mib_per_s) = rates(cfg.requests, size, m.elapsed);
                 results.push(BenchResult {
@@ -57,6 +64,33 @@ pub async fn run(
         }
     }
     Ok(results)
+}
+
+/// Measures one combination in a spawned task, on a runtime worker: the
+/// caller may be `block_on`'s thread, and a client driven from there would
+/// pay a cross-thread wake-up (a futex) on every reply that server and
+/// client tasks on the worker do not pay.
+async fn on_worker(
+    transport: super::Transport,
+    size: usize,
+    mode: Mode,
+    cfg: &BenchConfig,
+) -> Result<Measured, BenchError> {
+    let cfg = cfg.clone();
+    let task = tokio::spawn(async move {
+        match mode {
+            Mode::Sealed => sealed_run(transport, size, &cfg).await,
+            Mode::Raw => raw::measure(transport, size, &cfg, mode, (raw::Plain, raw::Plain)).await,
+            Mode::Loop => {
+                raw::measure(transport, size, &cfg, mode, super::sealed_loop::pair()).await
+            }
+        }
+    });
+    task.await.map_err(|e| BenchError::Run {
+        transport: transport.name(),
+        mode: mode.name(),
+        source: crate::Error::Body(format!("the measuring task failed: {e}")),
+    })?
 }
 
 fn check(cfg: &BenchConfig) -> Result<(), BenchError> {
@@ -79,8 +113,9 @@ fn check(cfg: &BenchConfig) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// A sealed run, with a fresh in-memory trace collector when tracing is on
-/// (100% sampling; spans kept in memory until the run ends).
+/// A sealed run; with tracing on, every call is traced (100% sampling)
+/// through the SDK's batch processor, as a deployment exports, into an
+/// exporter that counts the spans and drops them.
 async fn sealed_run(
     transport: super::Transport,
     size: usize,
@@ -88,11 +123,50 @@ async fn sealed_run(
 ) -> Result<Measured, BenchError> {
     #[cfg(feature = "otel")]
     if cfg.tracing {
-        let (telemetry, collector) = crate::telemetry::memory::collecting("sealrpc-bench");
-        let m = sealed::measure(transport, size, cfg, Some(telemetry.clone())).await;
+        use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor};
+        let exporter = Counting::default();
+        // A queue deep enough for this rate: the default (2048) would drop
+        // spans, and dropped spans would make tracing look cheaper.
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(1 << 16)
+            .build();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(
+                BatchSpanProcessor::builder(exporter.clone())
+                    .with_batch_config(batch)
+                    .build(),
+            )
+            .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+            .build();
+        let telemetry = crate::telemetry::Telemetry::from_provider(provider);
+        let mut m = sealed::measure(transport, size, cfg, Some(telemetry.clone())).await?;
         telemetry.shutdown().await;
-        drop(collector);
-        return m;
+        m.spans_exported = Some(exporter.spans());
+        return Ok(m);
     }
     sealed::measure(transport, size, cfg, None).await
+}
+
+/// An exporter that counts the spans it is given.
+#[cfg(feature = "otel")]
+#[derive(Clone, Debug, Default)]
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(feature = "otel")]
+impl Counting {
+    fn spans(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(feature = "otel")]
+impl opentelemetry_sdk::trace::SpanExporter for Counting {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0
+            .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 }

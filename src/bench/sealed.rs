@@ -48,7 +48,11 @@ pub(crate) async fn measure(
             latencies.push(start.elapsed());
         }
         let elapsed = pipelined(&client, &payload, bench).await?;
-        Ok(Measured { latencies, elapsed })
+        Ok(Measured {
+            latencies,
+            elapsed,
+            spans_exported: None,
+        })
     }
     .await
     .map_err(err);

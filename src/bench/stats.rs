@@ -81,7 +81,7 @@ pub fn render_table(results: &[BenchResult]) -> String {
                     && o.tracing == r.tracing
             });
             match raw {
-                Some(raw) if r.mode == "sealed" && raw.req_per_s > 0.0 => {
+                Some(raw) if r.mode != "raw" && raw.req_per_s > 0.0 => {
                     let _ = write!(out, " {:>10.2}", r.req_per_s / raw.req_per_s);
                 }
                 _ => {

@@ -44,7 +44,10 @@ impl Outbox {
         Arc::new(Outbox {
             state: Mutex::new(State {
                 sealer,
-                buf: BytesMut::with_capacity(16 * 1024),
+                // Empty until the first frame: an idle connection (a master
+                // holds one per minion) costs no buffer. Swapped buffers keep
+                // their capacity, so a busy one allocates only while growing.
+                buf: BytesMut::new(),
                 writing: 0,
                 closed: false,
             }),
@@ -166,8 +169,16 @@ impl Outbox {
     /// Writes batches until closed (then flushes and shuts the socket's
     /// write side) or until the socket fails.
     pub(crate) async fn run_writer<W: FrameSend>(self: Arc<Self>, mut writer: W) {
-        let mut spare = BytesMut::with_capacity(16 * 1024);
+        let mut spare = BytesMut::new();
         loop {
+            // Cork: let every task that is ready now (callers, handlers)
+            // seal first, so one write carries all their frames. Without
+            // this the writer, woken into the scheduler's LIFO slot, would
+            // run after each seal and write frames one by one (measured:
+            // 2.5x the throughput with 64 calls in flight, for about 1 µs
+            // more latency with one; skipping the yield after a batch of
+            // one frame keeps the writer in that one-by-one regime).
+            tokio::task::yield_now().await;
             let closed = {
                 let mut st = self.lock();
                 std::mem::swap(&mut st.buf, &mut spare);

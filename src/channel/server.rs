@@ -305,7 +305,7 @@ impl Conn {
         let Some(handler) = handler else {
             let msg = format!("no such method: {}", truncated(req.method));
             let outbox = self.outbox.clone();
-            self.handlers.spawn(async move {
+            self.start(async move {
                 if let Some(span) = span {
                     span.end(Outcome::Failed {
                         kind: "no_such_method",
@@ -328,7 +328,7 @@ impl Conn {
         };
         if let Err(e) = self.shared.router.check(&request) {
             let outbox = self.outbox.clone();
-            self.handlers.spawn(async move {
+            self.start(async move {
                 if let Some(span) = span {
                     span.end(Outcome::Failed {
                         kind: "permission_denied",
@@ -347,7 +347,7 @@ impl Conn {
         }
         let outbox = self.outbox.clone();
         let max_body = self.shared.cfg.max_frame.saturating_sub(REPLY_OVERHEAD);
-        self.handlers.spawn(async move {
+        self.start(async move {
             let fut = run_handler(handler(request), deadline);
             let result = match &span {
                 Some(span) => span.run(fut).await,
@@ -378,6 +378,22 @@ impl Conn {
             }
         });
         Ok(())
+    }
+
+    /// Runs one request's work (handler, span, reply) until it first waits,
+    /// here on the connection's task; only work that waits becomes a task.
+    /// A handler that answers at once (most do) thus costs no spawn, no
+    /// timer and no wake-up, and its reply joins the batch this read
+    /// produces. Panics are caught inside `fut` (see `run_handler`).
+    fn start(&mut self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut fut = Box::pin(fut);
+        // Polled once with a no-op waker: a future that returns `Pending`
+        // has registered interest in whatever it waits for, and is polled
+        // again, with its task's waker, once spawned.
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        if fut.as_mut().poll(&mut cx).is_pending() {
+            self.handlers.spawn(fut);
+        }
     }
 }
 

@@ -139,24 +139,22 @@ impl Master {
 
     /// Serves until `shutdown` completes (see [`Server::run`]).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        // Key changes made by `sealrpc key` (another process) take effect
-        // within a second.
-        let refresher = self.hub.security.is_some().then(|| {
-            let hub = self.hub.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    every.tick().await;
-                    if let Err(e) = hub.refresh_keys() {
-                        tracing::warn!("reading minion keys: {e}");
-                    }
+        // Every second: minions whose connection closed leave the registry,
+        // and key changes made by `sealrpc key` (another process) take
+        // effect.
+        let hub = self.hub.clone();
+        let refresher = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                hub.registry.prune();
+                if let Err(e) = hub.refresh_keys() {
+                    tracing::warn!("reading minion keys: {e}");
                 }
-            })
+            }
         });
         let result = self.server.run(shutdown).await;
-        if let Some(task) = refresher {
-            task.abort();
-        }
+        refresher.abort();
         result
     }
 }
@@ -185,10 +183,11 @@ impl MasterHandle {
         self.hub.registry.wait_for(n).await
     }
 
-    /// Re-reads the accepted minion keys (identity mode): a connected
-    /// minion whose key was deleted or rejected is cut off, and the publish
-    /// key is rotated so it cannot read later jobs. Returns the ids cut off.
-    /// A running master does this every second by itself.
+    /// Re-reads the accepted minion keys (identity mode; the files only if
+    /// their directory changed): a connected minion whose key was deleted or
+    /// rejected is cut off, and the publish key is rotated so it cannot read
+    /// later jobs. Returns the ids cut off. A running master does this every
+    /// second by itself.
     pub fn refresh_keys(&self) -> Result<Vec<String>, Error> {
         self.hub.refresh_keys()
     }

@@ -17,9 +17,7 @@ impl Hub {
             return Ok(Vec::new());
         };
         let accepted = security.refresh()?;
-        let cut = self
-            .registry
-            .cut(|id, key| accepted.iter().any(|(a, k)| a == id && k == key));
+        let cut = self.registry.cut(|id, key| accepted.get(id) == Some(key));
         if cut.is_empty() {
             return Ok(Vec::new());
         }

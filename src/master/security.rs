@@ -6,7 +6,7 @@ use crate::channel::{
 };
 use crate::error::Error;
 use crate::job;
-use crate::pki::{self, KeyPair, KeyState, MinionKeys, PublicKey};
+use crate::pki::{self, AcceptedCache, AcceptedMap, KeyPair, KeyState, MinionKeys, PublicKey};
 use ed25519_dalek::SigningKey;
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -30,15 +30,17 @@ pub struct MasterPki {
 
 /// What the master needs at run time in identity mode.
 pub(crate) struct Security {
-    pub(crate) keys: Arc<MinionKeys>,
     pub(crate) signer: SigningKey,
     pub(crate) granted: Arc<Granted>,
+    /// The accepted minion keys, read again only when they change.
+    accepted: Arc<AcceptedCache>,
     dir: PathBuf,
 }
 
 /// Who holds a credential right now: the accepted minion keys and the
-/// publisher keys, refreshed from the PKI dir every second and checked on
-/// every request (a key deleted after its connection's handshake stops
+/// publisher keys, refreshed from the PKI dir every second (the minion
+/// keys from the cache, rebuilt when it read the files again) and checked
+/// on every request (a key deleted after its connection's handshake stops
 /// working at the next refresh, registered or not).
 #[derive(Default)]
 pub(crate) struct Granted {
@@ -49,6 +51,12 @@ pub(crate) struct Granted {
 impl Granted {
     fn minion(&self, id: &str, key: &PublicKey) -> bool {
         read(&self.minions).get(id) == Some(key)
+    }
+
+    fn grant(&self, id: &str, key: PublicKey) {
+        if !self.minion(id, &key) {
+            write(&self.minions).insert(id.to_owned(), key);
+        }
     }
 
     fn publisher(&self, key: &PublicKey) -> bool {
@@ -65,15 +73,14 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Security {
-    /// Re-reads the accepted minion keys and the publisher list; returns
-    /// the accepted minion keys.
-    pub(crate) fn refresh(&self) -> Result<Vec<(String, PublicKey)>, Error> {
-        let accepted = self
-            .keys
-            .accepted_keys()
-            .map_err(|e| Error::Pki(e.to_string()))?;
+    /// Re-reads the publisher list, and the accepted minion keys if they
+    /// changed; returns the accepted minion keys.
+    pub(crate) fn refresh(&self) -> Result<Arc<AcceptedMap>, Error> {
+        let (accepted, read_now) = self.accepted.get().map_err(|e| Error::Pki(e.to_string()))?;
         let publishers = pki::publishers(&self.dir).map_err(|e| Error::Pki(e.to_string()))?;
-        *write(&self.granted.minions) = accepted.iter().cloned().collect();
+        if read_now {
+            *write(&self.granted.minions) = (*accepted).clone();
+        }
         *write(&self.granted.publishers) = publishers.into_iter().collect();
         Ok(accepted)
     }
@@ -90,17 +97,18 @@ pub(crate) fn load(pki: &MasterPki) -> Result<(Identity, Security), Error> {
         tracing::info!("created the master key pair in {}", dir.display());
     }
     pki::ensure_admin(dir).map_err(|e| Error::Pki(e.to_string()))?;
-    let registry = Arc::new(MinionKeys::open(dir).map_err(|e| Error::Pki(e.to_string()))?);
+    let registry = MinionKeys::open(dir).map_err(|e| Error::Pki(e.to_string()))?;
+    let accepted = Arc::new(AcceptedCache::new(registry.clone()));
     let security = Security {
-        keys: registry.clone(),
         signer: signing_key(&keys),
         granted: Arc::default(),
+        accepted: accepted.clone(),
         dir: dir.clone(),
     };
     security.refresh()?;
     let granted = security.granted.clone();
     let untrusted: HashSet<String> = pki.untrusted_context.iter().cloned().collect();
-    let (reg, auto) = (registry.clone(), pki.auto_accept);
+    let (reg, auto) = (registry, pki.auto_accept);
     let verify = move |peer: &Authenticated| -> Result<Principal, Refusal> {
         if granted.publisher(&peer.key) {
             return Ok(Principal {
@@ -113,9 +121,16 @@ pub(crate) fn load(pki: &MasterPki) -> Result<(Identity, Security), Error> {
         let id = std::str::from_utf8(&peer.payload)
             .map_err(|_| Refusal("the minion id is not UTF-8".into()))?;
         job::validate_id(id).map_err(|e| Refusal(e.to_string()))?;
-        match reg.observe(id, &peer.key, auto) {
+        // An accepted key, while the accepted directory is unchanged since
+        // the cache read it, needs no file; anything else reads (and files)
+        // the key as before.
+        let state = match accepted.check(id, &peer.key) {
+            Some(true) => Ok(KeyState::Accepted),
+            _ => reg.observe(id, &peer.key, auto),
+        };
+        match state {
             Ok(KeyState::Accepted) => {
-                write(&granted.minions).insert(id.to_owned(), peer.key);
+                granted.grant(id, peer.key);
                 Ok(Principal {
                     key: peer.key,
                     id: Some(id.to_owned()),

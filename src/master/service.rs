@@ -9,8 +9,13 @@ use serde_bytes::ByteBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often, and for how long, a ZeroMQ minion is sent its probe.
-const PROBE_EVERY: Duration = Duration::from_millis(25);
+/// When a ZeroMQ minion is sent its probe: first after `PROBE_FIRST` (it
+/// subscribes only once it has the welcome), then at intervals doubling up
+/// to `PROBE_MAX`, for `PROBE_FOR` in all. Every probe costs zeromq's PUB
+/// socket a pass over all its subscribers, so thousands of minions
+/// registering at once must not probe at a fixed high rate.
+const PROBE_FIRST: Duration = Duration::from_millis(10);
+const PROBE_MAX: Duration = Duration::from_secs(1);
 const PROBE_FOR: Duration = Duration::from_secs(30);
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Bytes, HandlerError> {
@@ -91,15 +96,18 @@ async fn probe(hub: Arc<Hub>, id: String, link: PeerLink, token: String) {
         Duration::ZERO,
         None,
     );
-    let mut every = tokio::time::interval(PROBE_EVERY);
     let until = tokio::time::Instant::now() + PROBE_FOR;
-    while tokio::time::Instant::now() < until
-        && hub.registry.pending_probe(&id, &link).as_deref() == Some(token.as_str())
-    {
-        every.tick().await;
+    let mut wait = PROBE_FIRST;
+    loop {
+        tokio::time::sleep(wait).await;
+        let pending = hub.registry.pending_probe(&id, &link).as_deref() == Some(token.as_str());
+        if !pending || tokio::time::Instant::now() >= until {
+            return;
+        }
         if let Err(e) = pubs.send(&job, &id).await {
             tracing::debug!("probe to {id}: {e}");
         }
+        wait = (wait * 2).min(PROBE_MAX);
     }
 }
 

@@ -26,6 +26,7 @@
 //! `admin`, the names of the master's own keys.
 //! Every id and key name passes [`crate::job::validate_id`] before it is
 //! used in a path.
+mod accepted;
 mod error;
 mod fsutil;
 mod keypair;
@@ -37,6 +38,7 @@ mod registry;
 #[cfg(test)]
 mod testdir;
 
+pub use accepted::{AcceptedCache, AcceptedMap};
 pub use error::{check_id, PkiError};
 pub use keypair::KeyPair;
 pub use pin::{check_master, Pin, PinOutcome, MASTER_PIN_FILE};

@@ -2,7 +2,9 @@
 //! master's PKI dir: `minions/{accepted,pending,rejected,denied}/ID`, each
 //! file holding the minion's public key in hex. Every call re-reads the
 //! files: `sealrpc key` edits them from another process while the master
-//! runs. The admin operations (accept, reject, delete) are in `manage.rs`.
+//! runs ([`AcceptedCache`](super::AcceptedCache) keeps the accepted keys in
+//! memory between changes). The admin operations (accept, reject, delete)
+//! are in `manage.rs`.
 use super::error::{check_id, PkiError};
 use super::fsutil;
 use super::pubkey::PublicKey;
@@ -109,8 +111,12 @@ impl MinionKeys {
         Ok(MinionKeys { root })
     }
 
+    pub(super) fn state_dir(&self, state: KeyState) -> PathBuf {
+        self.root.join(state.as_str())
+    }
+
     pub(super) fn path(&self, state: KeyState, id: &str) -> PathBuf {
-        self.root.join(state.as_str()).join(id)
+        self.state_dir(state).join(id)
     }
 
     pub(super) fn read(&self, state: KeyState, id: &str) -> Result<Option<PublicKey>, PkiError> {

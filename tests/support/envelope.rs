@@ -86,3 +86,55 @@ pub fn open_copy(op: &mut Opener, env: &[u8], now: u64) -> Result<Vec<u8>, WireE
 pub fn header_of(env: &[u8]) -> Header {
     Header::parse(env).expect("header parses")
 }
+
+/// The name an opener gives `kind` in `WireError::WrongKind`.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Request => "request",
+        Kind::Reply => "reply",
+        Kind::Publish => "publish",
+    }
+}
+
+/// The exact error opening `flipped` (a sealed envelope with byte `pos`
+/// changed, under a known key, at `T0`) must give, for an opener expecting
+/// `expect` that has accepted the sequences `seen` of its session.
+pub fn flip_error(flipped: &[u8], pos: usize, expect: Kind, seen: &[u64]) -> WireError {
+    match pos {
+        0 | 1 => WireError::BadMagic,
+        2 => WireError::UnsupportedVersion(flipped[2]),
+        3 => match flipped[3] {
+            k @ 1..=3 if k != expect as u8 => WireError::WrongKind {
+                expected: kind_name(expect),
+                got: ["request", "reply", "publish"][usize::from(k) - 1],
+            },
+            k => WireError::UnknownKind(k),
+        },
+        4..=7 => WireError::UnknownKey(u32::from_be_bytes(flipped[4..8].try_into().unwrap())),
+        24..=31 => {
+            let seq = u64::from_be_bytes(flipped[24..32].try_into().unwrap());
+            if seen.contains(&seq) {
+                WireError::Replayed { seq }
+            } else {
+                WireError::AuthenticationFailed
+            }
+        }
+        32..=39 => {
+            let sent = u64::from_be_bytes(flipped[32..40].try_into().unwrap());
+            if sent.saturating_add(TTL) < T0 {
+                WireError::Expired {
+                    age_ms: T0 - sent,
+                    ttl_ms: TTL,
+                }
+            } else if sent > T0 + TTL {
+                WireError::FromFuture {
+                    ahead_ms: sent - T0,
+                    ttl_ms: TTL,
+                }
+            } else {
+                WireError::AuthenticationFailed
+            }
+        }
+        _ => WireError::AuthenticationFailed,
+    }
+}

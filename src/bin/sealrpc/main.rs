@@ -1,5 +1,6 @@
 //! The `sealrpc` command line: keygen, master, minion, call, publish, demo.
 mod bench;
+mod bench_minions;
 mod call;
 mod demo;
 mod key;

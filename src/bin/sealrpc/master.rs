@@ -31,6 +31,11 @@ pub struct MasterArgs {
 }
 
 pub async fn run(a: MasterArgs) -> Result<(), String> {
+    // A socket per minion (two on ZeroMQ): raise the soft open-file limit
+    // to the hard one, as far as this process may.
+    if let Err(e) = sealrpc::rlimit::raise_open_files(0) {
+        tracing::warn!("open-file limit: {e}");
+    }
     let cfg = a.node.config()?;
     let telemetry = trace::start(Role::Master, &a.trace)?;
     let cfg = cfg.with_telemetry(telemetry.clone());

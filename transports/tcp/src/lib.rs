@@ -12,6 +12,11 @@
 //! Sockets get TCP_NODELAY. [`FrameWriter::shutdown`] closes gracefully
 //! (flush, then FIN); a clean EOF between frames reads as `Ok(None)`, an EOF
 //! inside a frame as [`FrameError::UnexpectedEof`].
+//!
+//! [`FrameReader`] reads from a TCP stream's read half by default, and from
+//! any [`tokio::io::AsyncRead`] through [`FrameReader::new`]: the same code,
+//! which the property tests and the `tcp_frames` fuzz target drive with
+//! in-memory streams.
 mod reader;
 mod writer;
 

@@ -20,6 +20,8 @@
 //!   [`WsError::Handshake`]). Handshakes run in their own tasks with a
 //!   [`HANDSHAKE_TIMEOUT`], so a slow or silent client never holds up
 //!   [`WsListener::accept`], which stays cancel-safe. Sockets get TCP_NODELAY.
+//!   [`accept_stream`] and [`connect_stream`] run the same two handshakes on
+//!   any byte stream (the `ws_frames` fuzz target uses in-memory ones).
 //! - **Close.** [`WsWriter::close`] sends a close frame, flushes, then shuts
 //!   the TCP write side down (FIN). The peer's [`WsReader::recv`] returns
 //!   `Ok(None)` on a close frame with code 1000/1001 or none; another code is
@@ -63,9 +65,11 @@ pub use writer::WsWriter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as TError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Default maximum frame (message) payload: 16 MiB.
@@ -162,11 +166,8 @@ pub async fn connect(
     url: &str,
     cfg: WsConfig,
 ) -> Result<(WsReader, WsWriter, SocketAddr), WsError> {
-    let request = url.into_client_request().map_err(handshake_error)?;
+    let request = client_request(url)?;
     let uri = request.uri();
-    if uri.scheme_str() != Some("ws") {
-        return Err(WsError::Handshake("only ws:// URLs are supported".into()));
-    }
     let host = uri
         .host()
         .ok_or_else(|| WsError::Handshake("the URL has no host".into()))?;
@@ -178,17 +179,59 @@ pub async fn connect(
     let stream = TcpStream::connect((host.as_str(), port)).await?;
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
-    let handshake = tokio_tungstenite::client_async_with_config(
-        request,
-        shared::Conn::new(stream),
-        Some(cfg.tungstenite()),
-    );
+    let (r, w) = client_handshake(request, shared::Conn::new(stream), &cfg).await?;
+    Ok((r, w, peer))
+}
+
+/// The client side over a byte stream already connected to the server
+/// (`url` gives the path and the `Host` header): what [`connect`] does
+/// after its TCP connect, for other streams (the `ws_frames` fuzz target
+/// runs it on an in-memory stream). Errors as for [`connect`].
+pub async fn connect_stream<S>(
+    stream: S,
+    url: &str,
+    cfg: WsConfig,
+) -> Result<(WsReader, WsWriter), WsError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    client_handshake(client_request(url)?, shared::Conn::other(stream), &cfg).await
+}
+
+/// The server side over a byte stream a client is on: the handshake
+/// [`WsListener::accept`] runs on each TCP connection (only
+/// [`WsConfig::path`] is upgraded, within [`HANDSHAKE_TIMEOUT`]), for other
+/// streams (the `ws_frames` fuzz target runs it on an in-memory stream).
+/// A failed handshake is `WsError::Handshake`.
+pub async fn accept_stream<S>(stream: S, cfg: WsConfig) -> Result<(WsReader, WsWriter), WsError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    listener::server_handshake(shared::Conn::other(stream), &cfg).await
+}
+
+/// The handshake request for a `ws://` URL.
+fn client_request(url: &str) -> Result<Request, WsError> {
+    let request = url.into_client_request().map_err(handshake_error)?;
+    if request.uri().scheme_str() != Some("ws") {
+        return Err(WsError::Handshake("only ws:// URLs are supported".into()));
+    }
+    Ok(request)
+}
+
+/// The client side of the handshake, within [`HANDSHAKE_TIMEOUT`].
+async fn client_handshake(
+    request: Request,
+    conn: shared::Conn,
+    cfg: &WsConfig,
+) -> Result<(WsReader, WsWriter), WsError> {
+    let handshake =
+        tokio_tungstenite::client_async_with_config(request, conn, Some(cfg.tungstenite()));
     let (ws, _response) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| timed_out())?
         .map_err(handshake_error)?;
-    let (r, w) = halves(ws, &cfg);
-    Ok((r, w, peer))
+    Ok(halves(ws, cfg))
 }
 
 /// Wraps an upgraded stream into its two halves.

@@ -73,8 +73,17 @@ async fn upgrade(stream: TcpStream, peer: SocketAddr, cfg: Arc<WsConfig>) -> Acc
     stream
         .set_nodelay(true)
         .map_err(|e| WsError::Handshake(format!("setting TCP_NODELAY: {e}")))?;
+    let (r, w) = server_handshake(Conn::new(stream), &cfg).await?;
+    Ok((r, w, peer))
+}
+
+/// The server side of the handshake on `conn`, within the timeout.
+pub(crate) async fn server_handshake(
+    conn: Conn,
+    cfg: &WsConfig,
+) -> Result<(WsReader, WsWriter), WsError> {
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-        Conn::new(stream),
+        conn,
         OnlyPath(&cfg.path),
         Some(cfg.tungstenite()),
     );
@@ -90,8 +99,7 @@ async fn upgrade(stream: TcpStream, peer: SocketAddr, cfg: Arc<WsConfig>) -> Acc
             )),
             other => handshake_error(other),
         })?;
-    let (r, w) = halves(ws, &cfg);
-    Ok((r, w, peer))
+    Ok(halves(ws, cfg))
 }
 
 /// The handshake callback: upgrades requests for one path, 404 for others.

@@ -75,16 +75,47 @@ impl Shared {
     }
 }
 
-/// The TCP stream under tungstenite, counting the bytes read so the
-/// keepalive sees a large message still arriving as a live peer.
+/// The stream under tungstenite, counting the bytes read so the
+/// keepalive sees a large message still arriving as a live peer. A TCP
+/// stream for [`crate::connect`] and [`crate::WsListener`]; any other
+/// byte stream for [`crate::accept_stream`] and [`crate::connect_stream`].
 pub(crate) struct Conn {
-    tcp: TcpStream,
+    io: Io,
     read: u64,
 }
 
+/// What a [`Conn`] reads and writes: TCP without indirection, or a boxed
+/// stream of the caller's.
+enum Io {
+    Tcp(TcpStream),
+    Other(Box<dyn Stream>),
+}
+
+/// A byte stream tungstenite can run on, shared between the two halves.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Stream for S {}
+
 impl Conn {
     pub(crate) fn new(tcp: TcpStream) -> Conn {
-        Conn { tcp, read: 0 }
+        Conn {
+            io: Io::Tcp(tcp),
+            read: 0,
+        }
+    }
+
+    pub(crate) fn other(stream: impl Stream + 'static) -> Conn {
+        Conn {
+            io: Io::Other(Box::new(stream)),
+            read: 0,
+        }
+    }
+
+    fn io(&mut self) -> Pin<&mut dyn Stream> {
+        match &mut self.io {
+            Io::Tcp(tcp) => Pin::new(tcp),
+            Io::Other(other) => Pin::new(&mut **other),
+        }
     }
 }
 
@@ -95,7 +126,7 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        ready!(Pin::new(&mut self.tcp).poll_read(cx, buf))?;
+        ready!(self.io().poll_read(cx, buf))?;
         self.read += (buf.filled().len() - before) as u64;
         Poll::Ready(Ok(()))
     }
@@ -107,14 +138,14 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        self.io().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        self.io().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        self.io().poll_shutdown(cx)
     }
 }

@@ -65,6 +65,10 @@
 //!   no signal of when bytes reach the wire; its own writer task sends them
 //!   right after, in order.
 //!
+//! The `fuzzing` feature (off by default) exposes the inbound checks and the
+//! ROUTER task's peer table without sockets (`src/fuzzing.rs`), for the
+//! `zmq_frames` fuzz target.
+//!
 //! # Cancel safety
 //!
 //! [`ZmqReader::recv`] and [`ZmqListener::accept`] are cancel-safe: each
@@ -121,6 +125,8 @@
 //! - IPC endpoints, CURVE/PLAIN security mechanisms, a connection cap and
 //!   idle timeouts, ZMTP heartbeats, and the adapter in sealrpc's
 //!   `src/transport/` (issue #3).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod listener;
 mod publisher;
 mod pump;

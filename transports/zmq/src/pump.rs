@@ -100,18 +100,12 @@ async fn run_client(
                     Ok(msg) => msg,
                     Err(e) => break failure(e),
                 };
-                if msg.len() != 1 {
-                    break End::Failed(ZmqError::Protocol(format!(
-                        "expected a one-part message, got {} parts",
-                        msg.len()
-                    )));
-                }
-                let payload = msg.into_vecdeque().pop_front().unwrap_or_default();
-                if let Err(e) = check_size(&payload, max_frame) {
-                    break End::Failed(e);
-                }
+                let payload = match single_frame(msg, max_frame) {
+                    Ok(payload) => payload,
+                    Err(e) => break End::Failed(e),
+                };
                 if let Some(p) = permit.take() {
-                    p.send(to_mut(payload));
+                    p.send(payload);
                 }
             }
         }
@@ -119,6 +113,19 @@ async fn run_client(
     state.end(end);
     // Dropping the DEALER closes the connection; frames zeromq still has
     // queued are written by its writer task first.
+}
+
+/// A message the DEALER received: exactly one frame, within the limit.
+pub(crate) fn single_frame(msg: ZmqMessage, max_frame: usize) -> Result<BytesMut, ZmqError> {
+    if msg.len() != 1 {
+        return Err(ZmqError::Protocol(format!(
+            "expected a one-part message, got {} parts",
+            msg.len()
+        )));
+    }
+    let payload = msg.into_vecdeque().pop_front().unwrap_or_default();
+    check_size(&payload, max_frame)?;
+    Ok(to_mut(payload))
 }
 
 /// A send or receive failure of the socket itself.
@@ -147,8 +154,26 @@ struct Peer {
     parts: Parts,
 }
 
-struct Router {
-    socket: RouterSocket,
+/// What the ROUTER task's peer table needs of its socket: disconnecting
+/// one peer. Everything else it does (receiving, sending) is in
+/// `Router::run`, so the table itself runs without a socket too (the
+/// `fuzzing` feature's `RouterDemux`).
+pub(crate) trait Kick {
+    /// Disconnects the peer with `identity`: zeromq drops its streams, its
+    /// writer task writes what it has queued, and the TCP connection closes.
+    fn kick(&mut self, identity: &Bytes);
+}
+
+impl Kick for RouterSocket {
+    fn kick(&mut self, identity: &Bytes) {
+        if let Ok(peer) = PeerIdentity::try_from(identity.clone()) {
+            self.backend().peer_disconnected(&peer);
+        }
+    }
+}
+
+pub(crate) struct Router<S = RouterSocket> {
+    socket: S,
     peers: HashMap<Bytes, Peer>,
     next_id: u64,
     cfg: ZmqConfig,
@@ -163,23 +188,22 @@ pub(crate) fn spawn_server(
     monitor: Monitor,
     cfg: &ZmqConfig,
 ) -> mpsc::Receiver<Accepted> {
-    let (cmd_tx, cmds) = mpsc::channel(cfg.queue());
-    let (gone_tx, gone) = mpsc::unbounded_channel();
-    let (accept, accepted) = mpsc::channel(ACCEPT_BACKLOG);
-    let router = Router {
-        socket,
-        peers: HashMap::new(),
-        next_id: 0,
-        cfg: cfg.clone(),
-        cmd_tx,
-        gone_tx,
-        accept,
-    };
-    tokio::spawn(router.run(monitor, cmds, gone));
-    accepted
+    let (router, channels) = Router::new(socket, cfg);
+    tokio::spawn(router.run(monitor, channels.cmds, channels.gone));
+    channels.accepted
 }
 
-impl Router {
+/// The receiving ends of a [`Router`]'s channels.
+pub(crate) struct RouterChannels {
+    /// Commands from the writers of every connection.
+    pub(crate) cmds: mpsc::Receiver<Cmd>,
+    /// Connections whose two halves were both dropped.
+    pub(crate) gone: mpsc::UnboundedReceiver<ConnKey>,
+    /// New connections, for `accept`.
+    pub(crate) accepted: mpsc::Receiver<Accepted>,
+}
+
+impl Router<RouterSocket> {
     async fn run(
         mut self,
         mut monitor: Monitor,
@@ -192,16 +216,9 @@ impl Router {
                 biased;
                 // The listener was dropped: close everything.
                 () = accept.closed() => break,
-                Some(key) = gone.recv() => {
-                    if self.is_current(&key) {
-                        self.drop_peer(&key.identity, End::Disconnected, true);
-                    }
-                }
+                Some(key) = gone.recv() => self.gone(&key),
                 event = monitor.next() => match event {
-                    Some(SocketEvent::Disconnected(peer)) => {
-                        let identity = Bytes::from(peer);
-                        self.drop_peer(&identity, End::Disconnected, false);
-                    }
+                    Some(SocketEvent::Disconnected(peer)) => self.disconnected(Bytes::from(peer)),
                     Some(_) => {}
                     None => break,
                 },
@@ -212,10 +229,92 @@ impl Router {
                 },
             }
         }
+        self.shutdown();
+        // Dropping the ROUTER unbinds it and closes every peer's connection.
+    }
+
+    async fn command(&mut self, cmd: Cmd) {
+        let Cmd { key, op } = cmd;
+        let current = self.is_current(&key);
+        match op {
+            // A frame for an ended connection: its writer sees the end at
+            // its next call.
+            Op::Frame(_) if !current => {}
+            Op::Frame(payload) => {
+                let mut msg = ZmqMessage::from(key.identity.clone());
+                msg.push_back(payload);
+                if let Err(e) = self.socket.send(msg).await {
+                    let end = match failure(e) {
+                        End::Failed(e) => End::Failed(e),
+                        _ => End::Disconnected,
+                    };
+                    self.drop_peer(&key.identity, end, true);
+                }
+            }
+            Op::Flush(ack) => {
+                let res = match self.peers.get(&key.identity) {
+                    Some(peer) if peer.id == key.id => peer.parts.state.check_open(),
+                    _ => Err(ZmqError::Closed),
+                };
+                let _ = ack.send(res);
+            }
+            Op::Close(ack) => {
+                if current {
+                    self.drop_peer(&key.identity, End::Disconnected, true);
+                }
+                let _ = ack.send(Ok(()));
+            }
+        }
+    }
+}
+
+impl<S: Kick> Router<S> {
+    /// The peer table over `socket`, and the receiving ends of its channels.
+    pub(crate) fn new(socket: S, cfg: &ZmqConfig) -> (Router<S>, RouterChannels) {
+        let (cmd_tx, cmds) = mpsc::channel(cfg.queue());
+        let (gone_tx, gone) = mpsc::unbounded_channel();
+        let (accept, accepted) = mpsc::channel(ACCEPT_BACKLOG);
+        let router = Router {
+            socket,
+            peers: HashMap::new(),
+            next_id: 0,
+            cfg: cfg.clone(),
+            cmd_tx,
+            gone_tx,
+            accept,
+        };
+        let channels = RouterChannels {
+            cmds,
+            gone,
+            accepted,
+        };
+        (router, channels)
+    }
+
+    /// Both halves of the connection `key` were dropped: disconnect the
+    /// peer, unless that connection has ended already.
+    pub(crate) fn gone(&mut self, key: &ConnKey) {
+        if self.is_current(key) {
+            self.drop_peer(&key.identity, End::Disconnected, true);
+        }
+    }
+
+    /// zeromq reports the peer with `identity` disconnected.
+    pub(crate) fn disconnected(&mut self, identity: Bytes) {
+        self.drop_peer(&identity, End::Disconnected, false);
+    }
+
+    /// The socket (or its stand-in without one).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn socket_mut(&mut self) -> &mut S {
+        &mut self.socket
+    }
+
+    /// The socket is going away: every connection ends with `Closed`.
+    pub(crate) fn shutdown(&mut self) {
         for (_, peer) in self.peers.drain() {
             peer.parts.state.end(End::Shutdown);
         }
-        // Dropping the ROUTER unbinds it and closes every peer's connection.
     }
 
     fn is_current(&self, key: &ConnKey) -> bool {
@@ -231,20 +330,12 @@ impl Router {
             peer.parts.state.end(end);
         }
         if kick {
-            self.kick(identity);
-        }
-    }
-
-    /// Disconnects a peer: zeromq drops its streams, its writer task
-    /// writes what it has queued, and the TCP connection closes.
-    fn kick(&self, identity: &Bytes) {
-        if let Ok(peer) = PeerIdentity::try_from(identity.clone()) {
-            self.socket.backend().peer_disconnected(&peer);
+            self.socket.kick(identity);
         }
     }
 
     /// One `[identity, payload]` message from the ROUTER.
-    fn inbound(&mut self, msg: ZmqMessage) {
+    pub(crate) fn inbound(&mut self, msg: ZmqMessage) {
         let mut parts = msg.into_vecdeque();
         let Some(identity) = parts.pop_front() else {
             return;
@@ -302,39 +393,5 @@ impl Router {
             return false;
         }
         true
-    }
-
-    async fn command(&mut self, cmd: Cmd) {
-        let Cmd { key, op } = cmd;
-        let current = self.is_current(&key);
-        match op {
-            // A frame for an ended connection: its writer sees the end at
-            // its next call.
-            Op::Frame(_) if !current => {}
-            Op::Frame(payload) => {
-                let mut msg = ZmqMessage::from(key.identity.clone());
-                msg.push_back(payload);
-                if let Err(e) = self.socket.send(msg).await {
-                    let end = match failure(e) {
-                        End::Failed(e) => End::Failed(e),
-                        _ => End::Disconnected,
-                    };
-                    self.drop_peer(&key.identity, end, true);
-                }
-            }
-            Op::Flush(ack) => {
-                let res = match self.peers.get(&key.identity) {
-                    Some(peer) if peer.id == key.id => peer.parts.state.check_open(),
-                    _ => Err(ZmqError::Closed),
-                };
-                let _ = ack.send(res);
-            }
-            Op::Close(ack) => {
-                if current {
-                    self.drop_peer(&key.identity, End::Disconnected, true);
-                }
-                let _ = ack.send(Ok(()));
-            }
-        }
     }
 }

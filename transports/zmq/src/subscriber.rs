@@ -132,7 +132,7 @@ async fn run(mut socket: SubSocket, tx: mpsc::Sender<Item>, max_frame: usize) {
 }
 
 /// Splits `[topic, payload]` and checks the shape and the sizes.
-fn check(msg: ZmqMessage, max_frame: usize) -> Item {
+pub(crate) fn check(msg: ZmqMessage, max_frame: usize) -> Item {
     if msg.len() != 2 {
         return Err(ZmqError::Protocol(format!(
             "expected a [topic, payload] message, got {} parts",
