@@ -386,6 +386,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = ZmqConfig {
         max_frame: MAX_FRAMES[usize::from(config & 3)],
         queue: QUEUES[usize::from((config >> 2) & 3)],
+        ..ZmqConfig::default()
     };
     let mut world = World {
         max_frame: cfg.max_frame,
