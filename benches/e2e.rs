@@ -66,6 +66,7 @@ fn bench_call(b: &mut Bencher, rt: &Runtime, client: &Client, method: &str, body
 fn sealed_request_len() -> usize {
     let body = [0u8; BODY];
     let req = RequestLoad {
+        retry: &[],
         id: 1,
         method: METHOD,
         body: &body,

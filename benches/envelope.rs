@@ -23,6 +23,7 @@ fn seal_open(c: &mut Criterion) {
         let body = vec![7u8; size];
         g.throughput(Throughput::Bytes(size as u64));
         let load = RequestLoad {
+            retry: &[],
             id: 1,
             method: "test.echo",
             body: &body,

@@ -23,6 +23,7 @@ const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
 
 fn request(body: &[u8], traced: bool) -> RequestLoad<'_> {
     RequestLoad {
+        retry: &[],
         id: 1_000_003,
         method: "bench.echo",
         body,

@@ -121,6 +121,10 @@ pub enum Error {
     ConnectionClosed,
     #[error("the peer's connection is backed up (it is not reading); not sent")]
     Busy,
+    /// The server (or this end) is at a limit and refused the work
+    /// without running it: retrying later is safe.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
     #[error("publish refused: {0}")]
     Publish(String),
     #[error("handshake: {0}")]

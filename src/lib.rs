@@ -28,6 +28,7 @@ pub mod master;
 pub mod minion;
 pub mod pki;
 pub mod rlimit;
+pub mod soak;
 pub mod tap;
 pub mod telemetry;
 pub mod transport;

@@ -155,6 +155,7 @@ async fn context_in_an_envelope_that_fails_authentication_is_never_used() {
     let mut sealer = Sealer::new(key, [3; 16]);
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let req = RequestLoad {
+        retry: &[],
         id: 1,
         method: "test.ping",
         body: b"",
@@ -376,6 +377,7 @@ async fn one_server_on_several_transports_shares_its_replay_defence() {
     // One sealed request, sent over TCP, then replayed over WebSocket.
     let mut sealer = Sealer::new(key, [77; 16]);
     let req = RequestLoad {
+        retry: &[],
         id: 1,
         method: "test.ping",
         body: b"",

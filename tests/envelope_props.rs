@@ -91,6 +91,7 @@ impl Parts {
 
     fn request(&self) -> RequestLoad<'_> {
         RequestLoad {
+            retry: &[],
             id: self.id,
             method: &self.method,
             body: &self.body,
@@ -216,7 +217,7 @@ proptest! {
     ) {
         let key = key_a();
         let reg = registry();
-        let load = RequestLoad {
+        let load = RequestLoad { retry: &[],
             id,
             method: &method,
             body: &body,
@@ -308,7 +309,7 @@ proptest! {
         cut in any::<prop::sample::Index>(),
     ) {
         let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let load = RequestLoad { id: 5, method: &method, body: &body, deadline_ms: 9, trace: Carrier(vec![("traceparent", tp)]) };
+        let load = RequestLoad { retry: &[], id: 5, method: &method, body: &body, deadline_ms: 9, trace: Carrier(vec![("traceparent", tp)]) };
         let mut enc = BytesMut::new();
         load::encode(&load, &mut enc).expect("encode");
         let mut buf = enc.to_vec();

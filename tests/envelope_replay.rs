@@ -499,6 +499,7 @@ fn a_header_time_near_the_maximum_is_from_the_future_not_a_panic() {
         &mut sealer,
         T0,
         &RequestLoad {
+            retry: &[],
             id: 1,
             method: "m",
             body: b"",

@@ -19,6 +19,7 @@ fn request_round_trips_through_seal_open_decode() {
     let mut op = opener_for(&[&key], &reg, Kind::Request);
     let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let load = RequestLoad {
+        retry: &[],
         id: 42,
         method: "test.echo",
         body: b"hello, sealed world",
@@ -73,6 +74,7 @@ fn empty_body_and_empty_method_round_trip() {
     let mut sealer = Sealer::new(key.clone(), [3; 16]);
     let mut op = opener_for(&[&key], &reg, Kind::Request);
     let load = RequestLoad {
+        retry: &[],
         id: 0,
         method: "",
         body: b"",
@@ -104,6 +106,7 @@ fn body_filling_the_frame_limit_exactly_round_trips_and_one_more_byte_is_too_lar
     let mut enc = BytesMut::new();
     load::encode(
         &RequestLoad {
+            retry: &[],
             id: 1,
             method: "bulk",
             body: &probe,
@@ -117,6 +120,7 @@ fn body_filling_the_frame_limit_exactly_round_trips_and_one_more_byte_is_too_lar
     let body_len = BIG_MAX - MIN_ENVELOPE - overhead;
     let body: Vec<u8> = (0..body_len).map(|i| (i % 251) as u8).collect();
     let load = RequestLoad {
+        retry: &[],
         id: 1,
         method: "bulk",
         body: &body,
@@ -142,6 +146,7 @@ fn body_filling_the_frame_limit_exactly_round_trips_and_one_more_byte_is_too_lar
     // One more body byte: refused, buffer untouched, no nonce consumed.
     let body2 = vec![7u8; body_len + 1];
     let load2 = RequestLoad {
+        retry: &[],
         id: 2,
         method: "bulk",
         body: &body2,

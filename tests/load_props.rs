@@ -93,12 +93,19 @@ proptest! {
         body in bytes(70_000),
         deadline_ms in any::<u32>(),
         pairs in trace(MAX_TRACE_PAIRS),
+        retry in prop::collection::vec(any::<u8>(), 0..=load::MAX_RETRY_KEY),
         cut in any::<prop::sample::Index>(),
     ) {
-        let load = RequestLoad { id, method: &method, body: &body, deadline_ms, trace: carrier(&pairs) };
+        let load = RequestLoad { id, method: &method, body: &body, deadline_ms, trace: carrier(&pairs), retry: &retry };
         let enc = encode(&load);
-        // Four fields, a fifth only when there is a trace context.
-        prop_assert_eq!(enc[0], if pairs.is_empty() { 0x94 } else { 0x95 });
+        // Four fields, a fifth only when there is a trace context, a sixth
+        // (with the fifth, maybe empty) only with a retry key.
+        let shape = match (pairs.is_empty(), retry.is_empty()) {
+            (_, false) => 0x96,
+            (false, true) => 0x95,
+            (true, true) => 0x94,
+        };
+        prop_assert_eq!(enc[0], shape);
         prop_assert_eq!(load::decode::<RequestLoad>(&enc).expect("decode"), load);
         assert_only_whole_decodes(&enc, cut, |b| load::decode::<RequestLoad>(b).is_ok())?;
     }
@@ -142,7 +149,7 @@ proptest! {
     fn prop_carriers_over_the_limit_are_refused(
         pairs in prop::collection::vec((text(8), text(8)), MAX_TRACE_PAIRS + 1..=3 * MAX_TRACE_PAIRS),
     ) {
-        let request = RequestLoad { id: 1, method: "m", body: b"", deadline_ms: 0, trace: carrier(&pairs) };
+        let request = RequestLoad { id: 1, method: "m", body: b"", deadline_ms: 0, trace: carrier(&pairs), retry: &[] };
         let enc = encode(&request);
         let r = load::decode::<RequestLoad>(&enc);
         prop_assert!(matches!(r, Err(WireError::BadLoad(_))), "{:?}", r);

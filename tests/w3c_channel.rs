@@ -77,6 +77,7 @@ async fn w3c_cases_through_a_sealed_tcp_hop() {
             .collect();
         let method = format!("case.{i}");
         let req = RequestLoad {
+            retry: &[],
             id: i as u64,
             method: &method,
             body: b"",

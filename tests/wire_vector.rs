@@ -14,6 +14,7 @@ pub const ENVELOPE: &str = include_str!("data/wire-vector.hex");
 
 fn vector_load() -> RequestLoad<'static> {
     RequestLoad {
+        retry: &[],
         id: 1,
         method: "test.echo",
         body: b"\x91\xa5hello",

@@ -53,6 +53,7 @@ pub(crate) fn pair() -> (Side, Side) {
 impl Codec for Side {
     fn request(&mut self, payload: &[u8], out: &mut BytesMut) -> Result<(), Error> {
         let req = RequestLoad {
+            retry: &[],
             id: self.next_id,
             method: METHOD,
             body: payload,

@@ -23,6 +23,10 @@ struct Inner {
     /// Serialises reconnect attempts; holds the backoff state.
     reconnect: tokio::sync::Mutex<Backoff>,
     next_id: AtomicU64,
+    /// Retry keys are this client's random salt and a call number.
+    retry_salt: [u8; 16],
+    /// Attempts sent after a call's first (see `ChannelConfig::tries`).
+    retries: AtomicU64,
     permits: Semaphore,
     /// Where publishes arriving on the connection go (a minion's client).
     publishes: Option<mpsc::Sender<Published>>,
@@ -77,6 +81,8 @@ impl Client {
                 current: Mutex::new(Some(Arc::new(conn))),
                 reconnect: tokio::sync::Mutex::new(Backoff::default()),
                 next_id: AtomicU64::new(1),
+                retry_salt: super::config::random_salt(),
+                retries: AtomicU64::new(0),
                 permits: Semaphore::new(cfg.max_in_flight.max(1)),
                 publishes,
                 cfg,
@@ -101,6 +107,12 @@ impl Client {
         if let Some(c) = self.current() {
             c.waiting.ended().await;
         }
+    }
+
+    /// Attempts this client (and its clones) sent again after a call's
+    /// first, since it was created (see [`ChannelConfig::tries`]).
+    pub fn retries_sent(&self) -> u64 {
+        self.inner.retries.load(Ordering::Relaxed)
     }
 
     /// Calls `method` with `body`, waiting at most the configured timeout.
@@ -137,7 +149,7 @@ impl Client {
         // One deadline covers the whole call: waiting for a permit, for
         // outbox space (backpressure) and for the reply.
         let deadline = far_deadline(timeout);
-        let call = self.call_inner(method, &body, deadline, span.as_ref());
+        let call = self.call_tries(method, &body, deadline, timeout, span.as_ref());
         let result = match tokio::time::timeout_at(deadline, call).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout {
@@ -157,12 +169,64 @@ impl Client {
         result
     }
 
+    /// The call's attempts (see [`ChannelConfig::tries`]).
+    async fn call_tries(
+        &self,
+        method: &str,
+        body: &[u8],
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        span: Option<&ClientSpan>,
+    ) -> Result<Bytes, Error> {
+        let tries = self.inner.cfg.tries.max(1);
+        if tries == 1 {
+            return self.call_inner(method, body, deadline, span, &[]).await;
+        }
+        let mut key = [0u8; 24];
+        key[..16].copy_from_slice(&self.inner.retry_salt);
+        let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        key[16..].copy_from_slice(&n.to_le_bytes());
+        let per_try = timeout / tries;
+        let mut last = None;
+        for attempt in 1..=tries {
+            let this_try = if attempt == tries {
+                deadline
+            } else {
+                (tokio::time::Instant::now() + per_try).min(deadline)
+            };
+            if attempt > 1 {
+                self.inner.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let call = self.call_inner(method, body, deadline, span, &key);
+            match tokio::time::timeout_at(this_try, call).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(e)) if retryable(&e) => {
+                    if matches!(e, Error::Overloaded(_)) {
+                        // The server did not run it: wait out this try.
+                        tokio::time::sleep_until(this_try).await;
+                    }
+                    last = Some(e);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Timeout {
+            method: method.to_owned(),
+            after: timeout,
+        }))
+    }
+
     async fn call_inner(
         &self,
         method: &str,
         body: &[u8],
         deadline: tokio::time::Instant,
         span: Option<&ClientSpan>,
+        retry: &[u8],
     ) -> Result<Bytes, Error> {
         let inner = &*self.inner;
         let _permit = inner
@@ -178,6 +242,7 @@ impl Client {
         // The only place a trace context enters a request load.
         let trace = super::publish::trace_carrier(span);
         let mut load = RequestLoad {
+            retry,
             id,
             method,
             body,
@@ -209,6 +274,9 @@ impl Client {
             ReplyStatus::PermissionDenied => Err(Error::PermissionDenied(
                 String::from_utf8_lossy(&body).into_owned(),
             )),
+            ReplyStatus::Overloaded => Err(Error::Overloaded(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
         }
     }
 }
@@ -230,7 +298,11 @@ impl Client {
             other => other,
         };
         let Some(policy) = self.inner.cfg.reconnect else {
-            // Reconnecting is off: report why the connection ended.
+            // Reconnecting is off: report why the connection ended (its
+            // read task may still be finishing: the reason comes from it).
+            if let Some(c) = &dead {
+                let _ = tokio::time::timeout_at(deadline, c.waiting.ended()).await;
+            }
             return Err(dead
                 .and_then(|c| c.waiting.closed_reason())
                 .unwrap_or(Error::ConnectionClosed));
@@ -327,6 +399,20 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// Errors after which the call may not have run, or ran and its reply was
+/// lost: another attempt (same retry key) is safe.
+fn retryable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ConnectionClosed
+            | Error::Transport(_)
+            | Error::Wire(_)
+            | Error::ConnectTimeout(_)
+            | Error::HandshakeTimeout(_)
+            | Error::Overloaded(_)
+    )
+}
+
 pub(crate) fn error_kind(e: &Error) -> &'static str {
     match e {
         Error::Timeout { .. } => "timeout",
@@ -336,6 +422,7 @@ pub(crate) fn error_kind(e: &Error) -> &'static str {
         Error::Wire(_) => "envelope",
         Error::ConnectionClosed | Error::Transport(_) => "transport",
         Error::PermissionDenied(_) => "permission_denied",
+        Error::Overloaded(_) => "overloaded",
         _ => "other",
     }
 }

@@ -31,6 +31,20 @@ pub struct ChannelConfig {
     pub identity: Option<super::Identity>,
     /// Longest a handshake may take (a peer that stalls it is dropped).
     pub handshake_timeout: Duration,
+    /// Attempts per call (client side), as Salt's `tries`: with more than
+    /// one, a call whose connection fails, or that gets no reply within
+    /// `timeout / tries`, is sent again (on the same or a new connection)
+    /// until `timeout`. Every attempt carries the call's retry key and the
+    /// server runs the handler once per key, so a retry never runs it
+    /// twice. 1 (the default) = no retries and no key on the wire.
+    pub tries: u32,
+    /// Server side: the most retryable calls remembered at once (running,
+    /// or done and kept until their caller's deadline has passed, plus a
+    /// second). A retryable call beyond it is refused without running
+    /// (`Error::Overloaded`). About 150 bytes each, plus `retry_bytes`.
+    pub retry_entries: usize,
+    /// Server side: the most reply bytes kept for retries.
+    pub retry_bytes: usize,
 }
 
 /// Jittered exponential backoff between failed reconnect attempts.
@@ -54,7 +68,7 @@ impl Default for ReconnectPolicy {
 
 impl ChannelConfig {
     /// Defaults: 60 s TTL, 16 MiB frames, 30 s call timeout, 4096 in flight,
-    /// tracing off, reconnect with 100 ms → 5 s backoff.
+    /// tracing off, reconnect with 100 ms → 5 s backoff, one try per call.
     pub fn new(key: Key) -> ChannelConfig {
         ChannelConfig {
             keyring: Arc::new(Keyring::single(key.clone())),
@@ -67,6 +81,9 @@ impl ChannelConfig {
             reconnect: Some(ReconnectPolicy::default()),
             identity: None,
             handshake_timeout: Duration::from_secs(10),
+            tries: 1,
+            retry_entries: 1 << 18,
+            retry_bytes: 64 << 20,
         }
     }
 

@@ -166,9 +166,11 @@ impl Connection {
         })
     }
 
-    /// Whether the connection has ended (its read task finished).
+    /// Whether the connection has ended: its read task finished, or its
+    /// outbox closed (the writer failed, which the read task may not have
+    /// seen yet: a retry must not be sent down a connection already dead).
     pub(crate) fn is_closed(&self) -> bool {
-        self.waiting.is_closed()
+        self.waiting.is_closed() || self.outbox.is_closed()
     }
 }
 
@@ -246,13 +248,14 @@ async fn read_loop(
         // Every pending call returns this error; log it only at debug.
         tracing::debug!("closing connection to {peer}: {e}");
     }
-    outbox.close();
-    opener.close(unix_ms());
+    // The reason first: a caller that sees the outbox closed must find why.
     let pending = {
         let mut p = waiting.lock();
         p.closed = Some(reason.clone());
         std::mem::take(&mut p.waiting)
     };
+    outbox.close();
+    opener.close(unix_ms());
     for (_, tx) in pending {
         let _ = tx.send(Err(closed_error(&reason)));
     }

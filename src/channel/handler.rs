@@ -3,10 +3,11 @@ use crate::wire::load::ReplyStatus;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// One authenticated request as a handler sees it.
@@ -41,14 +42,33 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandlerError {
     pub message: String,
+    /// Refused without running (the caller gets `Error::Overloaded`).
+    overloaded: bool,
 }
 
 impl HandlerError {
-    /// An error with this message.
+    /// An error with this message (the caller gets `Error::Remote`).
     pub fn new(message: impl Into<String>) -> HandlerError {
         HandlerError {
             message: message.into(),
+            overloaded: false,
         }
+    }
+
+    /// The request was refused without doing its work (a limit was
+    /// reached, or the server is shutting down): the caller gets
+    /// `Error::Overloaded` and may retry later, elsewhere or on this
+    /// server once it is back.
+    pub fn overloaded(message: impl Into<String>) -> HandlerError {
+        HandlerError {
+            message: message.into(),
+            overloaded: true,
+        }
+    }
+
+    /// Whether this is an [`overloaded`](Self::overloaded) refusal.
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
     }
 }
 
@@ -70,6 +90,11 @@ pub(crate) type GuardFn = dyn Fn(&Request) -> Result<(), HandlerError> + Send + 
 pub struct Router {
     routes: HashMap<String, Arc<HandlerFn>>,
     guard: Option<Arc<GuardFn>>,
+    /// Methods still served while the server drains at shutdown.
+    drain_allowed: HashSet<String>,
+    /// Set by the server that owns this router when it starts draining
+    /// (each server gives its router a flag of its own).
+    draining: Arc<AtomicBool>,
 }
 
 impl Router {
@@ -99,6 +124,27 @@ impl Router {
         self
     }
 
+    /// Keeps serving `method` while the server drains at shutdown. Every
+    /// other method is then refused without running (the caller gets
+    /// `Error::Overloaded`). For calls that work already in flight waits
+    /// on, such as a minion's return of a job being published.
+    pub fn serve_while_draining(mut self, method: &str) -> Router {
+        self.drain_allowed.insert(method.to_owned());
+        self
+    }
+
+    /// Gives this router a draining flag of its own (a server owns it).
+    pub(crate) fn own_drain_flag(mut self) -> Router {
+        self.draining = Arc::new(AtomicBool::new(false));
+        self
+    }
+
+    /// From now on, refuse every method not marked
+    /// [`serve_while_draining`](Self::serve_while_draining).
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
     pub(crate) fn check(&self, req: &Request) -> Result<(), HandlerError> {
         match &self.guard {
             Some(g) => g(req),
@@ -113,9 +159,30 @@ impl Router {
         m
     }
 
+    /// The handler of `method`. While draining, a method not marked
+    /// [`serve_while_draining`](Self::serve_while_draining) gets a handler
+    /// that refuses it (unknown methods stay unknown).
     pub(crate) fn get(&self, method: &str) -> Option<&Arc<HandlerFn>> {
-        self.routes.get(method)
+        let handler = self.routes.get(method)?;
+        if self.draining.load(Ordering::Acquire) && !self.drain_allowed.contains(method) {
+            return Some(refuse_draining());
+        }
+        Some(handler)
     }
+}
+
+/// The handler that answers requests arriving while the server drains.
+fn refuse_draining() -> &'static Arc<HandlerFn> {
+    static REFUSE: OnceLock<Arc<HandlerFn>> = OnceLock::new();
+    REFUSE.get_or_init(|| {
+        Arc::new(|_req| {
+            Box::pin(async {
+                Err(HandlerError::overloaded(
+                    "the server is shutting down: the request was not run",
+                ))
+            })
+        })
+    })
 }
 
 /// Runs a handler to its deadline. A panic becomes an error reply rather
@@ -138,7 +205,14 @@ pub(crate) async fn run_handler(
         None => fut.await,
     };
     match caught {
-        Ok(result) => result.map_err(|e| (ReplyStatus::Error, e)),
+        Ok(result) => result.map_err(|e| {
+            let status = if e.overloaded {
+                ReplyStatus::Overloaded
+            } else {
+                ReplyStatus::Error
+            };
+            (status, e)
+        }),
         Err(_) => Err((
             ReplyStatus::Error,
             HandlerError::new("the handler panicked"),

@@ -9,13 +9,16 @@ mod auth;
 mod client;
 mod config;
 mod connection;
+mod drain;
 mod handler;
 mod outbox;
 mod publish;
 mod pubsub;
+mod retries;
 mod server;
 
 pub use auth::{Authenticated, Identity, PeerRole, Principal, Refusal, Verifier};
+pub(crate) use client::error_kind;
 pub use client::Client;
 pub use config::{parse_url, random_token, ChannelConfig, ReconnectPolicy};
 pub(crate) use handler::run_handler;

@@ -35,8 +35,21 @@ impl PubSender {
         signer: Option<SigningKey>,
         max_frame: usize,
     ) -> Result<PubSender, Error> {
+        let timeout = crate::transport::DEFAULT_HANDSHAKE_TIMEOUT;
+        PubSender::bind_with(addr, key, signer, max_frame, timeout).await
+    }
+
+    /// As [`PubSender::bind`]; a subscriber whose ZMTP handshake takes
+    /// longer than `handshake_timeout` is dropped.
+    pub async fn bind_with(
+        addr: &str,
+        key: Key,
+        signer: Option<SigningKey>,
+        max_frame: usize,
+        handshake_timeout: std::time::Duration,
+    ) -> Result<PubSender, Error> {
         Ok(PubSender {
-            publisher: Publisher::bind_zmq(addr, max_frame).await?,
+            publisher: Publisher::bind_zmq_with(addr, max_frame, handshake_timeout).await?,
             sealer: Mutex::new(Sealer::new(key, random_salt())),
             signer,
             max_frame,

@@ -3,9 +3,11 @@
 //! SERVER span. A bad envelope costs only its own connection.
 use super::auth::{self, Principal};
 use super::config::{parse_url, random_salt, ChannelConfig};
+use super::drain::{Busy, Phase};
 use super::handler::{run_handler, HandlerError, Request, Router};
 use super::outbox::Outbox;
 use super::publish::PeerLink;
+use super::retries::{Begin, RetryTable, Runner};
 use crate::context;
 use crate::error::{Error, WireError};
 use crate::telemetry::Outcome;
@@ -14,7 +16,7 @@ use crate::wire::envelope::unix_ms;
 use crate::wire::header::{alert_frame, AlertCode};
 use crate::wire::load::{self, ReplyLoad, ReplyStatus, RequestLoad};
 use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,10 @@ struct Shared {
     router: Router,
     cfg: ChannelConfig,
     registry: Arc<SessionRegistry>,
+    /// Calls that may be retried: one handler run per retry key.
+    retries: Arc<RetryTable>,
+    /// Handlers running on all connections (the drain waits for none).
+    busy: Busy,
 }
 
 /// A bound server, not yet running.
@@ -37,6 +43,8 @@ pub struct Server {
     listeners: Vec<Listener>,
     shared: Arc<Shared>,
     grace: Duration,
+    /// Where the shutdown is (see `drain.rs`); every connection follows it.
+    phase: watch::Sender<Phase>,
 }
 
 impl Server {
@@ -57,20 +65,30 @@ impl Server {
         }
         let mut listeners = Vec::with_capacity(urls.len());
         for url in urls {
-            listeners.push(Listener::bind(&parse_url(url.as_ref())?, cfg.max_frame).await?);
+            // The transports' own handshakes (WebSocket upgrade, ZMTP
+            // greeting) are bounded like ours: a silent peer is dropped.
+            let endpoint = parse_url(url.as_ref())?;
+            let timeout = cfg.handshake_timeout;
+            listeners.push(Listener::bind_with(&endpoint, cfg.max_frame, timeout).await?);
         }
         // Envelopes from before this server existed are replays by definition.
         let registry = Arc::new(
             SessionRegistry::new(cfg.ttl_ms(), REGISTRY_CAPACITY).with_not_before(unix_ms()),
         );
+        let retries = RetryTable::new(cfg.retry_entries, cfg.retry_bytes);
         Ok(Server {
             listeners,
             shared: Arc::new(Shared {
-                router,
+                // A draining flag of this server's own, even if the caller
+                // cloned the router for another server.
+                router: router.own_drain_flag(),
                 cfg,
                 registry,
+                retries,
+                busy: Busy::default(),
             }),
             grace: Duration::from_secs(5),
+            phase: watch::Sender::new(Phase::Serving),
         })
     }
 
@@ -78,6 +96,17 @@ impl Server {
     pub fn with_grace(mut self, grace: Duration) -> Server {
         self.grace = grace;
         self
+    }
+
+    /// Completes once the server has stopped accepting connections: its
+    /// shutdown future completed and its TCP and WebSocket listeners are
+    /// closed (see [`run`](Self::run)). Completes at once if it already
+    /// has, or if the server is gone.
+    pub fn stopped_accepting(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut phase = self.phase.subscribe();
+        async move {
+            let _ = phase.wait_for(|p| *p >= Phase::Draining).await;
+        }
     }
 
     /// The bound address (of the first listener).
@@ -102,14 +131,35 @@ impl Server {
             .ok_or_else(|| Error::BadAddress(String::new()))
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets
-    /// in-flight requests finish (up to the grace period) and returns.
+    /// Serves until `shutdown` completes, then shuts down gracefully (the
+    /// phases are described in `channel/drain.rs`):
+    ///
+    /// - it stops accepting: TCP and WebSocket listeners are closed at
+    ///   once (the OS refuses new connections); new ZeroMQ connections are
+    ///   dropped as they arrive;
+    /// - requests in flight run on and are answered; on open connections,
+    ///   new requests are refused with `Error::Overloaded`, except methods
+    ///   marked [`Router::serve_while_draining`];
+    /// - once no handler runs, every connection flushes its replies and
+    ///   closes, and `run` returns;
+    /// - if the grace period ([`with_grace`](Self::with_grace), default
+    ///   5 s) ends first, the handlers still running are cancelled (their
+    ///   callers see the connection close, `Error::ConnectionClosed`, and
+    ///   their SERVER spans end as cancelled) and `run` returns.
+    ///
+    /// `run` returns only once every handler has finished or been
+    /// cancelled, so every SERVER span has ended: flush telemetry after it.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let Server {
+            listeners,
+            shared,
+            grace,
+            phase,
+        } = self;
         // The not-before check guards the first TTL after start (monotonic
         // time); then the TTL check alone covers pre-start envelopes.
-        let registry = self.shared.registry.clone();
-        let ttl = self.shared.cfg.ttl;
+        let registry = shared.registry.clone();
+        let ttl = shared.cfg.ttl;
         let clear = tokio::spawn(async move {
             tokio::time::sleep(ttl).await;
             registry.clear_not_before();
@@ -120,9 +170,9 @@ impl Server {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = accept_any(&self.listeners) => match accepted {
+                accepted = accept_any(&listeners) => match accepted {
                     Ok((r, w, peer)) => {
-                        conns.spawn(connection(r, w, peer, self.shared.clone(), stop_rx.clone()));
+                        conns.spawn(connection(r, w, peer, shared.clone(), phase.subscribe()));
                     }
                     Err(e) if e.concerns_one_connection() => {
                         tracing::debug!("connection refused during its handshake: {e}");
@@ -136,28 +186,57 @@ impl Server {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-        let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(self.grace, async {
+        let deadline = tokio::time::Instant::now() + grace;
+        // Stop accepting. A ZeroMQ listener's socket also carries the open
+        // connections: it stays bound, and new connections are dropped.
+        let zmq: Vec<Listener> = listeners
+            .into_iter()
+            .filter(|l| matches!(l, Listener::Zmq(_)))
+            .collect();
+        shared.router.start_draining();
+        phase.send_replace(Phase::Draining);
+        let drained = tokio::time::timeout_at(deadline, async {
+            let idle = shared.busy.idle();
+            tokio::pin!(idle);
+            loop {
+                tokio::select! {
+                    _ = &mut idle => break,
+                    refused = accept_any(&zmq), if !zmq.is_empty() => drop(refused),
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+            phase.send_replace(Phase::Closing);
             while conns.join_next().await.is_some() {}
         });
         if drained.await.is_err() {
             tracing::warn!(
-                "{} connections still busy after {:?}; aborting them",
+                "{} connections still busy after the {:?} grace period; cancelling their requests",
                 conns.len(),
-                self.grace
+                grace
             );
-            conns.shutdown().await;
+            phase.send_replace(Phase::Aborting);
+            // Each connection cancels its handlers and ends; one stuck
+            // anywhere else is aborted.
+            let ended = async { while conns.join_next().await.is_some() {} };
+            if tokio::time::timeout(ABORT_WAIT, ended).await.is_err() {
+                conns.shutdown().await;
+            }
         }
+        drop(zmq);
         Ok(())
     }
 }
+
+/// How long connections get to cancel their handlers once the grace
+/// period has ended, before their tasks are aborted.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 async fn connection(
     mut reader: impl FrameRecv,
     mut writer: impl FrameSend,
     peer: Peer,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    mut phase: watch::Receiver<Phase>,
 ) {
     let cfg = &shared.cfg;
     // With identities, nothing but the handshake runs until the peer is
@@ -171,7 +250,12 @@ async fn connection(
                 cfg.max_frame,
                 cfg.handshake_timeout,
             );
-            match shaking.await {
+            let shaken = tokio::select! {
+                r = shaking => r,
+                // Shutting down: a peer still in its handshake is not served.
+                _ = phase.wait_for(|p| *p >= Phase::Closing) => return,
+            };
+            match shaken {
                 Ok(s) => (s.send, s.recv, Some(Arc::new(s.peer))),
                 Err(e) => {
                     tracing::info!("handshake with {peer} refused: {e}");
@@ -201,13 +285,19 @@ async fn connection(
         opener,
         bound: false,
         handlers: JoinSet::new(),
+        retried: JoinSet::new(),
         principal,
     };
     let limit = cfg.max_in_flight.max(1);
+    // What this connection last added to the server's count of running
+    // handlers (a drain at shutdown lasts until that count is 0).
+    let mut busy = 0;
     // Whether the peer is still there to receive replies when the loop ends.
     let peer_alive = loop {
         tokio::select! {
-            _ = stop.changed() => break true,
+            // Shutting down: while the server drains, this loop goes on
+            // (requests are refused, see `drain.rs`); then it stops reading.
+            _ = phase.wait_for(|p| *p >= Phase::Closing) => break true,
             // At the in-flight limit the connection stops reading: TCP pushes back.
             frame = reader.recv(), if conn.handlers.len() < limit => match frame {
                 Ok(Some(frame)) => {
@@ -229,7 +319,13 @@ async fn connection(
                 }
                 Ok(None) => break false,
                 Err(e) => {
-                    tracing::warn!("closing connection from {peer}: {e}");
+                    // A peer that vanishes (reset, closed mid-frame) is
+                    // routine; bytes that break the transport are not.
+                    if matches!(e, TransportError::Io(_)) {
+                        tracing::debug!("connection from {peer} ended: {e}");
+                    } else {
+                        tracing::warn!("closing connection from {peer}: {e}");
+                    }
                     if matches!(e, TransportError::TooLarge { .. }) {
                         outbox.alert_and_close(&alert_frame(AlertCode::Malformed));
                     }
@@ -237,16 +333,46 @@ async fn connection(
                 }
             },
             Some(_) = conn.handlers.join_next(), if !conn.handlers.is_empty() => {}
+            Some(_) = conn.retried.join_next(), if !conn.retried.is_empty() => {}
         }
+        shared
+            .busy
+            .report(&mut busy, conn.handlers.len() + conn.retried.len());
     };
     if !peer_alive {
         // Nobody can receive these replies: cancel the work (as a dropped
         // call is cancelled). On shutdown, in-flight handlers run on.
         conn.handlers.abort_all();
     }
-    while conn.handlers.join_next().await.is_some() {}
+    // Retryable calls run to completion even without their peer: a retry
+    // on another connection is waiting for (or will ask for) the result.
+    // On shutdown, both kinds run on until the grace period ends.
+    let aborting = loop {
+        if conn.handlers.is_empty() && conn.retried.is_empty() {
+            break false;
+        }
+        tokio::select! {
+            Some(_) = conn.handlers.join_next(), if !conn.handlers.is_empty() => {}
+            Some(_) = conn.retried.join_next(), if !conn.retried.is_empty() => {}
+            _ = phase.wait_for(|p| *p == Phase::Aborting) => break true,
+        }
+    };
+    if aborting {
+        // The grace period ended: cancel, and wait until each handler is
+        // dropped (its span then ends as cancelled, before any flush).
+        conn.handlers.shutdown().await;
+        conn.retried.shutdown().await;
+    }
+    shared.busy.report(&mut busy, 0);
     outbox.close();
-    let _ = (&mut writer_task.0).await;
+    if !aborting {
+        // Replies still queued are written, unless the grace period ends
+        // first (a peer that does not read must not hold up the shutdown).
+        tokio::select! {
+            _ = &mut writer_task.0 => {}
+            _ = phase.wait_for(|p| *p == Phase::Aborting) => {}
+        }
+    }
     conn.opener.close(unix_ms());
 }
 
@@ -274,6 +400,8 @@ struct Conn {
     /// Whether replies are bound yet (to the first request's session).
     bound: bool,
     handlers: JoinSet<()>,
+    /// Handlers of retryable calls (not cancelled when the peer leaves).
+    retried: JoinSet<()>,
     /// Who the handshake authenticated (identity mode).
     principal: Option<Arc<Principal>>,
 }
@@ -345,9 +473,30 @@ impl Conn {
             });
             return Ok(());
         }
+        let mut runner = None;
+        if !req.retry.is_empty() {
+            if req.retry.len() > load::MAX_RETRY_KEY {
+                return Err(WireError::BadLoad("retry key too long"));
+            }
+            // The caller retries only until its deadline (relative, so no
+            // clock skew): kept that long after the run ends, plus a second
+            // for a retry still in transit. No deadline: the envelope TTL.
+            let keep = match req.deadline_ms {
+                0 => self.shared.cfg.ttl,
+                ms => Duration::from_millis(u64::from(ms)) + Duration::from_secs(1),
+            };
+            match self.shared.retries.begin(req.retry, keep) {
+                Begin::Run(r) => runner = Some(r),
+                other => {
+                    self.answer_retry(id, other, span);
+                    return Ok(());
+                }
+            }
+        }
         let outbox = self.outbox.clone();
         let max_body = self.shared.cfg.max_frame.saturating_sub(REPLY_OVERHEAD);
-        self.start(async move {
+        let retried = runner.is_some();
+        let work = async move {
             let fut = run_handler(handler(request), deadline);
             let result = match &span {
                 Some(span) => span.run(fut).await,
@@ -363,6 +512,9 @@ impl Conn {
                     Ok(body)
                 }
             });
+            if let Some(runner) = runner {
+                finish(runner, &result);
+            }
             match &result {
                 Ok(body) => reply(&outbox, id, ReplyStatus::Ok, body).await,
                 Err((status, e)) => reply(&outbox, id, *status, e.message.as_bytes()).await,
@@ -376,8 +528,43 @@ impl Conn {
                     },
                 });
             }
-        });
+        };
+        if retried {
+            start_in(&mut self.retried, work);
+        } else {
+            start_in(&mut self.handlers, work);
+        }
         Ok(())
+    }
+
+    /// Answers an attempt of a call that already ran, is running, or
+    /// cannot be taken (the retry table is full): never a second run.
+    fn answer_retry(&mut self, id: u64, begin: Begin, span: Option<crate::telemetry::ServerSpan>) {
+        let outbox = self.outbox.clone();
+        self.start(async move {
+            let (status, body) = match begin {
+                Begin::Done(stored) => stored,
+                Begin::Wait(rx) => rx.await.unwrap_or_else(|_| {
+                    let msg = "the call's first attempt was cancelled before it finished";
+                    (ReplyStatus::Error, Bytes::from_static(msg.as_bytes()))
+                }),
+                Begin::Full | Begin::Run(_) => {
+                    let msg = "retry table full: the call was not run; try again later";
+                    (ReplyStatus::Overloaded, Bytes::from_static(msg.as_bytes()))
+                }
+            };
+            reply(&outbox, id, status, &body).await;
+            if let Some(span) = span {
+                let message = String::from_utf8_lossy(&body);
+                span.end(match status {
+                    ReplyStatus::Ok => Outcome::Ok,
+                    other => Outcome::Failed {
+                        kind: status_kind(other),
+                        message: &message,
+                    },
+                });
+            }
+        });
     }
 
     /// Runs one request's work (handler, span, reply) until it first waits,
@@ -386,13 +573,28 @@ impl Conn {
     /// timer and no wake-up, and its reply joins the batch this read
     /// produces. Panics are caught inside `fut` (see `run_handler`).
     fn start(&mut self, fut: impl Future<Output = ()> + Send + 'static) {
+        start_in(&mut self.handlers, fut);
+    }
+}
+
+/// Stores a retryable call's result for its later attempts.
+fn finish(runner: Runner, result: &Result<Bytes, (ReplyStatus, HandlerError)>) {
+    match result {
+        Ok(body) => runner.finish(ReplyStatus::Ok, body),
+        Err((status, e)) => runner.finish(*status, &Bytes::from(e.message.clone())),
+    }
+}
+
+/// See [`Conn::start`].
+fn start_in(set: &mut JoinSet<()>, fut: impl Future<Output = ()> + Send + 'static) {
+    {
         let mut fut = Box::pin(fut);
         // Polled once with a no-op waker: a future that returns `Pending`
         // has registered interest in whatever it waits for, and is polled
         // again, with its task's waker, once spawned.
         let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
         if fut.as_mut().poll(&mut cx).is_pending() {
-            self.handlers.spawn(fut);
+            set.spawn(fut);
         }
     }
 }
@@ -419,6 +621,7 @@ fn status_kind(s: ReplyStatus) -> &'static str {
         ReplyStatus::NoSuchMethod => "no_such_method",
         ReplyStatus::DeadlineExceeded => "deadline_exceeded",
         ReplyStatus::PermissionDenied => "permission_denied",
+        ReplyStatus::Overloaded => "overloaded",
     }
 }
 

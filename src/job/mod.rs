@@ -5,6 +5,6 @@ mod protocol;
 mod target;
 
 pub use protocol::{Hello, JobReport, KeyAck, MinionResult, PublishKey, PublishRequest};
-pub use protocol::{Ready, Return, Welcome};
+pub use protocol::{Ready, Return, Undelivered, Welcome};
 pub use protocol::{HELLO, KEY_ACK, PROBE, PUBLISH, PUBLISH_KEY, READY, RETURN};
 pub use target::{validate_id, Target, MAX_ID_LEN};

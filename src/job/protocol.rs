@@ -97,6 +97,40 @@ pub struct JobReport {
     /// Targeted minions that did not return in time (or were not connected,
     /// or could not be sent the job), sorted.
     pub missing: Vec<String>,
+    /// The minions of `missing` the job never reached, and why. A minion
+    /// in `missing` but not here was sent the job and did not return in
+    /// time.
+    #[serde(default)]
+    pub undelivered: BTreeMap<String, Undelivered>,
+}
+
+/// Why a job never reached a targeted minion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Undelivered {
+    /// Listed in the target, but not connected.
+    NotConnected,
+    /// Its connection is backed up: 1 MiB or more not yet sent, because
+    /// the minion is not reading (`Error::Busy`). The job is not queued
+    /// behind that, so one stalled minion never holds up the others and
+    /// never grows the master's memory.
+    Busy,
+    /// Its connection closed.
+    ConnectionClosed,
+    /// Another failure, as a message.
+    Failed(String),
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undelivered::NotConnected => f.write_str("not connected"),
+            Undelivered::Busy => {
+                f.write_str("its connection is backed up (it is not reading); the job was not sent")
+            }
+            Undelivered::ConnectionClosed => f.write_str("its connection closed"),
+            Undelivered::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 impl JobReport {

@@ -1,5 +1,5 @@
 //! Jobs in progress: who is expected to return, who has.
-use crate::job::{JobReport, MinionResult};
+use crate::job::{JobReport, MinionResult, Undelivered};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -8,6 +8,8 @@ struct Pending {
     waiting: BTreeSet<String>,
     returns: BTreeMap<String, MinionResult>,
     missing: Vec<String>,
+    /// Why the job did not reach some of `missing`.
+    undelivered: BTreeMap<String, Undelivered>,
     /// Minions still to return.
     left: watch::Sender<usize>,
 }
@@ -33,23 +35,29 @@ impl Jobs {
     ) -> watch::Receiver<usize> {
         let waiting: BTreeSet<String> = expected.into_iter().collect();
         let (left, rx) = watch::channel(waiting.len());
+        let undelivered = absent
+            .iter()
+            .map(|id| (id.clone(), Undelivered::NotConnected))
+            .collect();
         self.lock().insert(
             jid.to_owned(),
             Pending {
                 waiting,
                 returns: BTreeMap::new(),
                 missing: absent,
+                undelivered,
                 left,
             },
         );
         rx
     }
 
-    /// The job could not be sent to `id`: it will not return.
-    pub(crate) fn undeliverable(&self, jid: &str, id: &str) {
+    /// The job could not be sent to `id` (`why`): it will not return.
+    pub(crate) fn undeliverable(&self, jid: &str, id: &str, why: Undelivered) {
         if let Some(p) = self.lock().get_mut(jid) {
             if p.waiting.remove(id) {
                 p.missing.push(id.to_owned());
+                p.undelivered.insert(id.to_owned(), why);
                 p.left.send_replace(p.waiting.len());
             }
         }
@@ -85,6 +93,7 @@ impl Jobs {
             jid: jid.to_owned(),
             returns: p.returns,
             missing,
+            undelivered: p.undelivered,
         }
     }
 }

@@ -95,7 +95,12 @@ impl Master {
         let pub_sender = match zmq_host {
             Some(host) => {
                 let addr = format!("{host}:{}", opts.publish_port);
-                Some(PubSender::bind(&addr, publish_key.clone(), signer, cfg.max_frame).await?)
+                // The PUB port is as exposed as the request ports: a peer
+                // that never finishes its ZMTP handshake is dropped at the
+                // same timeout as a stalled handshake there.
+                let (max, timeout) = (cfg.max_frame, cfg.handshake_timeout);
+                let key = publish_key.clone();
+                Some(PubSender::bind_with(&addr, key, signer, max, timeout).await?)
             }
             None => None,
         };
@@ -131,13 +136,25 @@ impl Master {
         }
     }
 
-    /// How long in-flight requests may run on after shutdown.
+    /// How long in-flight requests may run on after shutdown (default 5 s).
     pub fn with_grace(mut self, grace: Duration) -> Master {
         self.server = self.server.with_grace(grace);
         self
     }
 
-    /// Serves until `shutdown` completes (see [`Server::run`]).
+    /// Completes once the master has stopped accepting connections (see
+    /// [`Server::stopped_accepting`]).
+    pub fn stopped_accepting(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.server.stopped_accepting()
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully (see
+    /// [`Server::run`]): it stops accepting, refuses new requests, and lets
+    /// requests in flight finish within the grace period. Jobs being
+    /// published still collect their returns then (`sealrpc.return` is
+    /// served while draining), so a `publish` in flight completes with
+    /// them; one whose returns do not arrive within the grace period is
+    /// cancelled and its caller sees the connection close.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         // Every second: minions whose connection closed leave the registry,
         // and key changes made by `sealrpc key` (another process) take

@@ -5,7 +5,7 @@ use super::registry::Delivery;
 use super::Hub;
 use crate::channel::Job;
 use crate::error::Error;
-use crate::job::{JobReport, Target};
+use crate::job::{JobReport, Target, Undelivered};
 use crate::telemetry::Outcome;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -61,7 +61,9 @@ impl Hub {
     }
 
     /// Sends `job` to every minion; returns how many could not be sent it
-    /// (each is then missing from the report, never silently lost).
+    /// (each is then in the report's `missing` and, with the reason, in
+    /// its `undelivered`: never silently lost). A minion whose connection
+    /// is backed up is not waited for ([`Error::Busy`]).
     async fn send(
         &self,
         job: &Job,
@@ -91,7 +93,12 @@ impl Hub {
             };
             if let Err(e) = sent {
                 tracing::warn!("job {} not sent to {id}: {e}", job.jid);
-                self.jobs.undeliverable(&job.jid, id);
+                let why = match e {
+                    Error::Busy => Undelivered::Busy,
+                    Error::ConnectionClosed => Undelivered::ConnectionClosed,
+                    e => Undelivered::Failed(e.to_string()),
+                };
+                self.jobs.undeliverable(&job.jid, id, why);
                 failures += 1;
             }
         }

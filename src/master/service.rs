@@ -37,6 +37,9 @@ pub(crate) fn register(router: Router, hub: Arc<Hub>) -> Router {
         .route(job::RETURN, move |req| returned(h3.clone(), req))
         .route(job::PUBLISH, move |req| publish(h4.clone(), req))
         .route(job::KEY_ACK, move |req| key_ack(h5.clone(), req))
+        // A job published before shutdown still collects its returns while
+        // the master drains (every other request is refused then).
+        .serve_while_draining(job::RETURN)
 }
 
 async fn hello(hub: Arc<Hub>, req: Request) -> Result<Bytes, HandlerError> {

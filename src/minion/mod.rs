@@ -30,6 +30,9 @@ pub struct MinionOptions {
     /// Backoff between failed registrations.
     pub backoff: ReconnectPolicy,
     /// On shutdown, how long running jobs may go on to finish and return.
+    /// Jobs still running then are stopped and return a failure; a job
+    /// that arrives after shutdown began is not run and returns a failure
+    /// at once (see [`Minion::run`]).
     pub grace: Duration,
 }
 
@@ -53,6 +56,8 @@ pub struct Minion {
     pub(crate) cfg: ChannelConfig,
     pub(crate) opts: MinionOptions,
     pub(crate) ready: watch::Sender<bool>,
+    /// Set once shutdown began and the minion takes no new job.
+    stopping: watch::Sender<bool>,
 }
 
 impl Minion {
@@ -77,6 +82,7 @@ impl Minion {
             cfg,
             opts,
             ready: watch::Sender::new(false),
+            stopping: watch::Sender::new(false),
         })
     }
 
@@ -87,8 +93,24 @@ impl Minion {
         self.ready.subscribe()
     }
 
+    /// Completes once shutdown has begun and the minion runs no new job
+    /// (at once if it has, or if the minion is gone).
+    pub fn stopped_taking_jobs(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    }
+
     /// Runs until `shutdown` completes: registers, serves jobs, and after
     /// any loss of the master registers again with jittered backoff.
+    ///
+    /// On shutdown it runs no new job: each job that arrives is answered
+    /// with a failed return ("shutting down: the job was not run"), so its
+    /// publisher does not wait out its timeout. Running jobs finish and
+    /// return, for up to [`MinionOptions::grace`]; those still running then
+    /// are stopped and return a failure ("shut down before the job
+    /// finished"), given up to 1 s more to send it.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let me = Arc::new(self);
         // Publishes sealed before this minion started are replays by definition.
@@ -105,6 +127,7 @@ impl Minion {
                 _ = &mut shutdown => {
                     // Stop taking jobs; let running ones finish and return.
                     stop.send_replace(true);
+                    me.stopping.send_replace(true);
                     let _ = serving.await;
                     break;
                 }
@@ -123,6 +146,7 @@ impl Minion {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        me.stopping.send_replace(true);
         me.ready.send_replace(false);
         Ok(())
     }

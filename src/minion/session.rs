@@ -17,6 +17,9 @@ use tokio::task::JoinSet;
 
 /// How long a ZeroMQ minion waits for its probe after registering.
 const PROBE_WAIT: Duration = Duration::from_secs(30);
+/// At shutdown, once the grace period has ended: how long jobs stopped
+/// then get to send their failed returns before they are dropped.
+const HALT_WAIT: Duration = Duration::from_secs(1);
 
 /// Registers and serves jobs until the master is lost (`Ok`) or
 /// registration fails (`Err`).
@@ -34,11 +37,16 @@ pub(super) async fn serve(
     me.ready.send_replace(true);
     let permits = Arc::new(Semaphore::new(me.opts.max_jobs.max(1)));
     let mut running = JoinSet::new();
+    // Set when the shutdown grace period ends: running jobs stop.
+    let (halt, halted) = watch::channel(false);
     loop {
         let published = tokio::select! {
+            // Once shutdown began, no job is taken here (it is answered by
+            // the drain below instead).
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
             p = next(&mut pushed, sub.as_mut()) => p,
             _ = client.disconnected() => Err(Error::ConnectionClosed),
-            _ = stop.wait_for(|s| *s) => break,
             Some(_) = running.join_next(), if !running.is_empty() => continue,
         };
         let Ok((published, pushed_down)) = published else {
@@ -66,22 +74,54 @@ pub(super) async fn serve(
             continue;
         }
         let (me, client, permits) = (me.clone(), client.clone(), permits.clone());
+        let halted = halted.clone();
         running.spawn(async move {
             let Ok(_permit) = permits.acquire().await else {
                 return;
             };
-            run_job(&me, &client, master, published).await;
+            run_job(&me, &client, master, published, Some(halted)).await;
         });
     }
-    // Shutting down: running jobs finish and return, up to the grace period.
-    let drained = async { while running.join_next().await.is_some() {} };
-    if tokio::time::timeout(me.opts.grace, drained).await.is_err() {
+    // Shutting down: no new jobs run. Running jobs finish and return, up to
+    // the grace period. A job that arrives meanwhile is not run but
+    // answered at once with a failed return, so its publisher learns why
+    // at once instead of waiting out its timeout.
+    let drain = async {
+        let mut reading = true;
+        while !running.is_empty() {
+            tokio::select! {
+                Some(_) = running.join_next() => {}
+                p = next(&mut pushed, sub.as_mut()), if reading => match p {
+                    Ok((p, _)) if is_job_for(&me, &p) => {
+                        let (me, client) = (me.clone(), client.clone());
+                        running.spawn(async move { run_job(&me, &client, master, p, None).await });
+                    }
+                    Ok(_) => {}
+                    Err(_) => reading = false,
+                },
+            }
+        }
+    };
+    if tokio::time::timeout(me.opts.grace, drain).await.is_err() {
+        // The grace period is over: the jobs still running stop and return
+        // a failure; any that cannot return in time are dropped.
         tracing::warn!(
-            "minion {}: jobs still running at shutdown were stopped",
+            "minion {}: jobs still running at the end of the shutdown grace period were stopped",
             me.id
         );
+        halt.send_replace(true);
+        let returned = async { while running.join_next().await.is_some() {} };
+        if tokio::time::timeout(HALT_WAIT, returned).await.is_err() {
+            running.shutdown().await;
+        }
     }
     Ok(())
+}
+
+/// Whether `p` is a job this minion should answer (not a probe, a key
+/// update, or a job addressed to another minion).
+fn is_job_for(me: &Minion, p: &Published) -> bool {
+    p.method != job::PROBE && p.method != job::PUBLISH_KEY && (p.to == "*" || p.to == me.id)
 }
 
 type Registered = (
@@ -200,32 +240,35 @@ async fn await_probe(sub: &mut Subscription, token: &str) -> Result<(), Error> {
 }
 
 /// Runs one job inside its CONSUMER span and returns its result; the
-/// return's CLIENT span is a child of the CONSUMER span.
-async fn run_job(me: &Minion, client: &Client, master: SocketAddr, p: Published) {
+/// return's CLIENT span is a child of the CONSUMER span. With `halt`, the
+/// job stops (and returns a failure) once it is set; without, the minion
+/// is shutting down and the job is not run: it returns a failure at once.
+async fn run_job(
+    me: &Minion,
+    client: &Client,
+    master: SocketAddr,
+    p: Published,
+    halt: Option<watch::Receiver<bool>>,
+) {
     let span = me
         .cfg
         .telemetry
         .as_ref()
         .map(|t| t.consumer_span(&p.method, &p.jid, &me.id, &p.context, me.opts.consumer));
     let work = async {
-        let result = match me.router.get(&p.method).cloned() {
-            Some(handler) => {
-                let request = Request {
-                    method: p.method.clone(),
-                    body: p.body.clone(),
-                    deadline: p.deadline,
-                    peer: Peer::Addr(master),
-                    link: PeerLink::default(),
-                    principal: None,
-                };
-                crate::channel::run_handler(handler(request), p.deadline)
-                    .await
-                    .map_err(|(_, e)| e)
-            }
+        let result = match halt {
             None => Err(HandlerError::new(format!(
-                "no such method on minion {}: {}",
-                me.id, p.method
+                "minion {} is shutting down: the job was not run",
+                me.id
             ))),
+            Some(mut halt) => tokio::select! {
+                r = run_handler(me, master, &p) => r,
+                // Also if the session ended (the sender is gone).
+                _ = halt.wait_for(|h| *h) => Err(HandlerError::new(format!(
+                    "minion {} shut down before the job finished",
+                    me.id
+                ))),
+            },
         };
         let ret = Return {
             jid: p.jid.clone(),
@@ -274,4 +317,29 @@ async fn run_job(me: &Minion, client: &Client, master: SocketAddr, p: Published)
             (None, Ok(())) => Outcome::Ok,
         });
     }
+}
+
+/// Runs job `p`'s handler to the job's deadline.
+async fn run_handler(
+    me: &Minion,
+    master: SocketAddr,
+    p: &Published,
+) -> Result<bytes::Bytes, HandlerError> {
+    let Some(handler) = me.router.get(&p.method).cloned() else {
+        return Err(HandlerError::new(format!(
+            "no such method on minion {}: {}",
+            me.id, p.method
+        )));
+    };
+    let request = Request {
+        method: p.method.clone(),
+        body: p.body.clone(),
+        deadline: p.deadline,
+        peer: Peer::Addr(master),
+        link: PeerLink::default(),
+        principal: None,
+    };
+    crate::channel::run_handler(handler(request), p.deadline)
+        .await
+        .map_err(|(_, e)| e)
 }

@@ -260,6 +260,26 @@ pub type ProducerSpan = SpanHandle;
 /// The CONSUMER span of one job on one minion.
 pub type ConsumerSpan = SpanHandle;
 
+impl Drop for SpanHandle {
+    /// A span dropped without [`end`](SpanHandle::end) belongs to work that
+    /// was cancelled: its future was dropped because the caller went away,
+    /// or a shutdown grace period ended. It ends as an error
+    /// (`error.type` = `cancelled`), never as if the work had succeeded.
+    fn drop(&mut self) {
+        let span = self.cx.span();
+        if span.is_recording() {
+            record(
+                &span,
+                Outcome::Failed {
+                    kind: "cancelled",
+                    message: "cancelled before it finished (the caller went away, \
+                              or the shutdown grace period ended)",
+                },
+            );
+        }
+    }
+}
+
 impl SpanHandle {
     /// This span's W3C context (`traceparent` fields and the `tracestate`
     /// header), for the channel to inject. Sampled or not: the sampled flag

@@ -20,6 +20,10 @@ pub use tcp::TcpTransport;
 /// Default maximum frame payload: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = sealrpc_tcp::DEFAULT_MAX_FRAME;
 
+/// Default bound of a transport's own handshake on an accepted connection
+/// (WebSocket upgrade, ZMTP greeting): 10 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = sealrpc_ws::HANDSHAKE_TIMEOUT;
+
 /// Transport failures, whatever the transport.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -163,17 +167,33 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `endpoint`.
+    /// Binds `endpoint`, with the default [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub async fn bind(endpoint: &Endpoint, max_frame: usize) -> Result<Listener, TransportError> {
+        Listener::bind_with(endpoint, max_frame, DEFAULT_HANDSHAKE_TIMEOUT).await
+    }
+
+    /// Binds `endpoint`. `handshake_timeout` bounds the transport's own
+    /// handshake on every accepted connection, before the channel sees it:
+    /// WebSocket's HTTP upgrade, ZeroMQ's ZMTP greeting and READY (TCP has
+    /// none). A peer that connects and sends nothing, or trickles its
+    /// handshake, is dropped then.
+    pub async fn bind_with(
+        endpoint: &Endpoint,
+        max_frame: usize,
+        handshake_timeout: std::time::Duration,
+    ) -> Result<Listener, TransportError> {
         match endpoint {
             Endpoint::Tcp(addr) => Ok(Listener::Tcp(TcpTransport::bind(addr, max_frame).await?)),
             Endpoint::Ws { addr, path } => Ok(Listener::Ws {
-                listener: ws::bind(addr, path, max_frame).await?,
+                listener: ws::bind(addr, path, max_frame, handshake_timeout).await?,
                 path: path.clone(),
             }),
             Endpoint::Zmq(addr) => Ok(Listener::Zmq(
-                sealrpc_zmq::ZmqListener::bind(&format!("tcp://{addr}"), zmq::config(max_frame))
-                    .await?,
+                sealrpc_zmq::ZmqListener::bind(
+                    &format!("tcp://{addr}"),
+                    zmq::server_config(max_frame, handshake_timeout),
+                )
+                .await?,
             )),
         }
     }

@@ -14,8 +14,18 @@ pub struct Publisher {
 impl Publisher {
     /// Binds a PUB socket on `addr` (`HOST:PORT`, port 0 = any free port).
     pub async fn bind_zmq(addr: &str, max_frame: usize) -> Result<Publisher, TransportError> {
-        let inner =
-            ZmqPublisher::bind(&format!("tcp://{addr}"), super::zmq::config(max_frame)).await?;
+        Publisher::bind_zmq_with(addr, max_frame, super::DEFAULT_HANDSHAKE_TIMEOUT).await
+    }
+
+    /// As [`Publisher::bind_zmq`]; a subscriber whose ZMTP handshake
+    /// (greeting and READY) takes longer than `handshake_timeout` is dropped.
+    pub async fn bind_zmq_with(
+        addr: &str,
+        max_frame: usize,
+        handshake_timeout: std::time::Duration,
+    ) -> Result<Publisher, TransportError> {
+        let cfg = super::zmq::server_config(max_frame, handshake_timeout);
+        let inner = ZmqPublisher::bind(&format!("tcp://{addr}"), cfg).await?;
         Ok(Publisher { inner })
     }
 

@@ -58,6 +58,11 @@ pub(crate) async fn bind(
     addr: &str,
     path: &str,
     max_frame: usize,
+    handshake_timeout: std::time::Duration,
 ) -> Result<sealrpc_ws::WsListener, TransportError> {
-    Ok(sealrpc_ws::WsListener::bind(addr, config(max_frame, path)).await?)
+    let cfg = WsConfig {
+        handshake_timeout,
+        ..config(max_frame, path)
+    };
+    Ok(sealrpc_ws::WsListener::bind(addr, cfg).await?)
 }

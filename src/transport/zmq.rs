@@ -41,5 +41,15 @@ pub(crate) fn config(max_frame: usize) -> ZmqConfig {
     ZmqConfig {
         max_frame,
         queue: 8192,
+        ..ZmqConfig::default()
+    }
+}
+
+/// As [`config`], for a bound socket (ROUTER, PUB) whose accepted peers'
+/// ZMTP handshakes may take `handshake_timeout`.
+pub(crate) fn server_config(max_frame: usize, handshake_timeout: std::time::Duration) -> ZmqConfig {
+    ZmqConfig {
+        handshake_timeout,
+        ..config(max_frame)
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Request: `[id u64, method str, body bin, deadline_ms u32 (0 = none)]`, and
 //! only when a recording span exists, a fifth element `trace`: an array of
-//! `[name str, value str]` pairs (`traceparent`, `tracestate`).
+//! `[name str, value str]` pairs (`traceparent`, `tracestate`); and only for
+//! a call that may be retried, a sixth element `retry`: its retry key (bin,
+//! 1 to 64 bytes; `trace` is then present, empty if there is no span).
 //! Reply: `[id u64, status u8, body bin]`.
 use crate::error::WireError;
 use bytes::{BufMut, BytesMut};
@@ -47,8 +49,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Carrier<'a> {
     }
 }
 
+/// Longest retry key accepted.
+pub const MAX_RETRY_KEY: usize = 64;
+
 /// A call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct RequestLoad<'a> {
     pub id: u64,
     #[serde(borrow)]
@@ -57,8 +62,39 @@ pub struct RequestLoad<'a> {
     pub body: &'a [u8],
     /// Time the caller will wait, in ms, relative (no clock-skew issue); 0 = none.
     pub deadline_ms: u32,
-    #[serde(borrow, default, skip_serializing_if = "Carrier::is_empty")]
+    #[serde(borrow, default)]
     pub trace: Carrier<'a>,
+    /// The call's retry key: every attempt of one call carries the same
+    /// key, and the server runs its handler once per key. Empty = the call
+    /// is not retried (and the element is not sent).
+    #[serde(borrow, default, with = "serde_bytes")]
+    pub retry: &'a [u8],
+}
+
+impl Serialize for RequestLoad<'_> {
+    /// Array form; `trace` and `retry` only when needed (see the module doc).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let len = if !self.retry.is_empty() {
+            6
+        } else if !self.trace.is_empty() {
+            5
+        } else {
+            4
+        };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(&self.id)?;
+        seq.serialize_element(self.method)?;
+        seq.serialize_element(serde_bytes::Bytes::new(self.body))?;
+        seq.serialize_element(&self.deadline_ms)?;
+        if len > 4 {
+            seq.serialize_element(&self.trace)?;
+        }
+        if len > 5 {
+            seq.serialize_element(serde_bytes::Bytes::new(self.retry))?;
+        }
+        seq.end()
+    }
 }
 
 /// A published job (master to minion), or a subscription probe (an empty
@@ -90,6 +126,9 @@ pub enum ReplyStatus {
     DeadlineExceeded = 3,
     /// The caller may not call this method (an ACL); the body is a UTF-8 message.
     PermissionDenied = 4,
+    /// The server is at a limit and did not run the handler; the body is a
+    /// UTF-8 message. Retrying later is safe.
+    Overloaded = 5,
 }
 
 impl ReplyStatus {
@@ -101,6 +140,7 @@ impl ReplyStatus {
             2 => ReplyStatus::NoSuchMethod,
             3 => ReplyStatus::DeadlineExceeded,
             4 => ReplyStatus::PermissionDenied,
+            5 => ReplyStatus::Overloaded,
             _ => return Err(WireError::BadLoad("unknown reply status")),
         })
     }
@@ -160,6 +200,7 @@ mod tests {
     #[test]
     fn request_without_trace_has_four_elements_and_round_trips() {
         let load = RequestLoad {
+            retry: &[],
             id: 7,
             method: "m",
             body: b"xy",
@@ -176,6 +217,7 @@ mod tests {
     fn request_with_trace_round_trips() {
         let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         let load = RequestLoad {
+            retry: &[],
             id: u64::MAX,
             method: "test.echo",
             body: &[0xc0],
@@ -185,6 +227,24 @@ mod tests {
         let mut out = BytesMut::new();
         encode(&load, &mut out).expect("encode");
         assert_eq!(out[0], 0x95);
+        assert_eq!(decode::<RequestLoad>(&out).expect("decode"), load);
+    }
+
+    #[test]
+    fn request_with_a_retry_key_has_six_elements_and_round_trips() {
+        let load = RequestLoad {
+            retry: &[7; 24],
+            id: 3,
+            method: "m",
+            body: b"",
+            deadline_ms: 100,
+            trace: Carrier::default(),
+        };
+        let mut out = BytesMut::new();
+        encode(&load, &mut out).expect("encode");
+        assert_eq!(out[0], 0x96, "fixarray of 6");
+        // The empty trace is present (an empty array) before the key.
+        assert_eq!(out[out.len() - 27], 0x90);
         assert_eq!(decode::<RequestLoad>(&out).expect("decode"), load);
     }
 
@@ -232,6 +292,7 @@ mod tests {
     fn too_many_trace_pairs_refused() {
         let pairs: Vec<(&str, &str)> = (0..MAX_TRACE_PAIRS + 1).map(|_| ("a", "b")).collect();
         let load = RequestLoad {
+            retry: &[],
             id: 1,
             method: "m",
             body: b"",

@@ -283,6 +283,11 @@ impl Gate {
             .expect("gate");
     }
 
+    /// Runs started so far.
+    pub fn started_now(&self) -> usize {
+        *self.started.borrow()
+    }
+
     pub fn release(&self, n: usize) {
         self.open.add_permits(n);
     }

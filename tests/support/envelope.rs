@@ -50,6 +50,7 @@ pub fn opener_for(keys: &[&Key], reg: &Arc<SessionRegistry>, expect: Kind) -> Op
 
 pub fn request<'a>(id: u64, method: &'a str, body: &'a [u8]) -> RequestLoad<'a> {
     RequestLoad {
+        retry: &[],
         id,
         method,
         body,

@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod cli;
 pub mod cluster;
+pub mod netns;
 pub mod raw;
 pub mod relay;
 #[cfg(feature = "otel")]

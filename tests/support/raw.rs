@@ -162,6 +162,7 @@ pub fn seal_request(
     body: &[u8],
 ) -> Result<Vec<u8>, WireError> {
     let req = RequestLoad {
+        retry: &[],
         id,
         method,
         body,

@@ -135,7 +135,7 @@ fn forward(stderr: impl BufRead, tx: oneshot::Sender<String>) {
     }
 }
 
-fn parse_vm_hwm(status: &str) -> Option<u64> {
+pub(crate) fn parse_vm_hwm(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -19,7 +19,7 @@
 //! peak RSS and CPU time.
 mod admin;
 mod keys;
-mod master;
+pub(crate) mod master;
 mod swarm;
 
 use super::Transport;

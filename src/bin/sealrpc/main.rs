@@ -8,6 +8,7 @@ mod master;
 mod minion;
 mod node;
 mod publish;
+mod soak;
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure request/reply latency and throughput on loopback, in-process.
     Bench(bench::BenchArgs),
+    /// Drive requests and jobs over every transport through injected
+    /// faults, and account for every outcome (lost and run twice must be 0).
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Command::Publish(a) => publish::run(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::Soak(a) => soak::run(a).await,
             Command::Keygen { .. } => Ok(()),
         }
     });

@@ -1,10 +1,21 @@
 //! `sealrpc master`: serve the built-in methods until SIGTERM or Ctrl-C.
+//!
+//! On either signal the master shuts down gracefully (see
+//! `sealrpc::channel::Server::run`): it stops accepting connections at
+//! once and prints `sealrpc master stopping: …`; requests in flight, and
+//! jobs being published with the returns they wait for, run on for up to
+//! `--grace` seconds, while new requests on open connections are refused
+//! (`Error::Overloaded`). Whatever still runs at the end of the grace
+//! period is cancelled: its caller sees the connection close and its span
+//! ends as cancelled. Then the spans are flushed, `sealrpc master stopped`
+//! is printed and the process exits 0.
 use super::node::NodeArgs;
 use super::trace::{self, TraceArgs};
 use clap::Args;
 use sealrpc::channel::Router;
 use sealrpc::master::{Master, MasterOptions, MasterPki};
 use sealrpc::telemetry::config::Role;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct MasterArgs {
@@ -26,8 +37,20 @@ pub struct MasterArgs {
     /// traces linked to its context. Repeatable. With --pki-dir.
     #[arg(long)]
     untrusted_trace: Vec<String>,
+    /// On SIGTERM or Ctrl-C: seconds that requests in flight (and jobs
+    /// being published) may run on before they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    grace: f64,
     #[command(flatten)]
     trace: TraceArgs,
+}
+
+/// `--grace SECS` as a duration: finite and not negative.
+pub fn grace_period(secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(86_400))
+        .ok_or_else(|| format!("--grace must be 0 to 86400 seconds, not {secs}"))
 }
 
 pub async fn run(a: MasterArgs) -> Result<(), String> {
@@ -36,6 +59,7 @@ pub async fn run(a: MasterArgs) -> Result<(), String> {
     if let Err(e) = sealrpc::rlimit::raise_open_files(0) {
         tracing::warn!("open-file limit: {e}");
     }
+    let grace = grace_period(a.grace)?;
     let cfg = a.node.config()?;
     let telemetry = trace::start(Role::Master, &a.trace)?;
     let cfg = cfg.with_telemetry(telemetry.clone());
@@ -50,17 +74,28 @@ pub async fn run(a: MasterArgs) -> Result<(), String> {
     let router = sealrpc::builtin::register(Router::new());
     let master = Master::bind(&a.listen, router, cfg, opts)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_grace(grace);
     for url in master.local_urls().map_err(|e| e.to_string())? {
         eprintln!("sealrpc master listening on {url}");
     }
     if let Some(addr) = master.publish_addr() {
         eprintln!("sealrpc master publishing on zmq://{addr}");
     }
+    let stopping = master.stopped_accepting();
+    let announce = tokio::spawn(async move {
+        stopping.await;
+        eprintln!(
+            "sealrpc master stopping: no longer accepting connections; \
+             requests in flight have up to {grace:?}"
+        );
+    });
     let result = master
         .run(shutdown_signal())
         .await
         .map_err(|e| e.to_string());
+    // Printed once the listeners closed; `run` has returned after that.
+    let _ = announce.await;
     eprintln!("sealrpc master stopped");
     if let Some(t) = telemetry {
         t.shutdown().await;

@@ -1,6 +1,12 @@
 //! `sealrpc minion`: register with a master and run the jobs published to
 //! this minion (the built-in test.* methods) until SIGTERM or Ctrl-C.
-use super::master::shutdown_signal;
+//!
+//! On either signal it prints `sealrpc minion ID stopping: …` and runs no
+//! new job: one that arrives is answered at once with a failed return
+//! ("shutting down: the job was not run"). Running jobs finish and return
+//! for up to `--grace` seconds; those still running then are stopped and
+//! return a failure. Then the spans are flushed and the process exits 0.
+use super::master::{grace_period, shutdown_signal};
 use super::node::{self, NodeArgs};
 use super::trace::{self, TraceArgs};
 use clap::Args;
@@ -28,6 +34,10 @@ pub struct MinionArgs {
     /// master's PRODUCER span, instead of as its child.
     #[arg(long)]
     link_jobs: bool,
+    /// On SIGTERM or Ctrl-C: seconds that running jobs may go on to finish
+    /// and return before they are stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    grace: f64,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -39,6 +49,7 @@ pub async fn run(a: MinionArgs) -> Result<(), String> {
             a.id
         ));
     }
+    let grace = grace_period(a.grace)?;
     let mut cfg = a.node.config()?;
     node::connecting(
         &a.node,
@@ -55,6 +66,7 @@ pub async fn run(a: MinionArgs) -> Result<(), String> {
         } else {
             ConsumerMode::Child
         },
+        grace,
         ..MinionOptions::default()
     };
     let router = sealrpc::builtin::register(Router::new());
@@ -70,11 +82,20 @@ pub async fn run(a: MinionArgs) -> Result<(), String> {
             }
         }
     });
+    let (id, stopping) = (a.id.clone(), minion.stopped_taking_jobs());
+    let announce = tokio::spawn(async move {
+        stopping.await;
+        eprintln!(
+            "sealrpc minion {id} stopping: running no new jobs; \
+             running jobs have up to {grace:?}"
+        );
+    });
     let result = minion
         .run(shutdown_signal())
         .await
         .map_err(|e| e.to_string());
     report.abort();
+    let _ = announce.await;
     eprintln!("sealrpc minion {} stopped", a.id);
     if let Some(t) = telemetry {
         t.shutdown().await;

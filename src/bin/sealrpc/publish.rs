@@ -94,6 +94,9 @@ fn print_report(report: &JobReport) -> Result<(), String> {
     if !report.missing.is_empty() {
         eprintln!("did not return: {}", report.missing.join(", "));
     }
+    for (id, why) in &report.undelivered {
+        eprintln!("not sent to {id}: {why}");
+    }
     if report.all_ok() {
         Ok(())
     } else {

@@ -18,8 +18,11 @@
 //! - **Handshake.** The listener upgrades only requests for
 //!   [`WsConfig::path`] (any other path gets HTTP 404, and the client sees
 //!   [`WsError::Handshake`]). Handshakes run in their own tasks with a
-//!   [`HANDSHAKE_TIMEOUT`], so a slow or silent client never holds up
-//!   [`WsListener::accept`], which stays cancel-safe. Sockets get TCP_NODELAY.
+//!   timeout ([`WsConfig::handshake_timeout`], default
+//!   [`HANDSHAKE_TIMEOUT`]), so a slow or silent client never holds up
+//!   [`WsListener::accept`], which stays cancel-safe; at most 1,024 run at
+//!   once (then TCP accepting pauses). tungstenite caps the upgrade request
+//!   at 64 KiB. Sockets get TCP_NODELAY.
 //!   [`accept_stream`] and [`connect_stream`] run the same two handshakes on
 //!   any byte stream (the `ws_frames` fuzz target uses in-memory ones).
 //! - **Close.** [`WsWriter::close`] sends a close frame, flushes, then shuts
@@ -76,7 +79,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// How long a WebSocket handshake may take, on either side, once the TCP
-/// connection is up.
+/// connection is up, unless [`WsConfig::handshake_timeout`] says otherwise.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Transport failures.
@@ -132,6 +135,11 @@ pub struct WsConfig {
     /// Bytes tungstenite queues before writing to the socket without a
     /// flush.
     pub write_buffer: usize,
+    /// How long a WebSocket handshake (the HTTP upgrade) may take once the
+    /// TCP connection is up, on either side; default
+    /// [`HANDSHAKE_TIMEOUT`]. A listener drops a client that has not sent
+    /// a complete upgrade request by then (a silent or slowloris client).
+    pub handshake_timeout: Duration,
 }
 
 impl Default for WsConfig {
@@ -142,6 +150,7 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(20),
             read_buffer: 8 * 1024,
             write_buffer: 8 * 1024,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -200,7 +209,7 @@ where
 
 /// The server side over a byte stream a client is on: the handshake
 /// [`WsListener::accept`] runs on each TCP connection (only
-/// [`WsConfig::path`] is upgraded, within [`HANDSHAKE_TIMEOUT`]), for other
+/// [`WsConfig::path`] is upgraded, within [`WsConfig::handshake_timeout`]), for other
 /// streams (the `ws_frames` fuzz target runs it on an in-memory stream).
 /// A failed handshake is `WsError::Handshake`.
 pub async fn accept_stream<S>(stream: S, cfg: WsConfig) -> Result<(WsReader, WsWriter), WsError>
@@ -219,7 +228,7 @@ fn client_request(url: &str) -> Result<Request, WsError> {
     Ok(request)
 }
 
-/// The client side of the handshake, within [`HANDSHAKE_TIMEOUT`].
+/// The client side of the handshake, within [`WsConfig::handshake_timeout`].
 async fn client_handshake(
     request: Request,
     conn: shared::Conn,
@@ -227,9 +236,9 @@ async fn client_handshake(
 ) -> Result<(WsReader, WsWriter), WsError> {
     let handshake =
         tokio_tungstenite::client_async_with_config(request, conn, Some(cfg.tungstenite()));
-    let (ws, _response) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+    let (ws, _response) = tokio::time::timeout(cfg.handshake_timeout, handshake)
         .await
-        .map_err(|_| timed_out())?
+        .map_err(|_| timed_out(cfg.handshake_timeout))?
         .map_err(handshake_error)?;
     Ok(halves(ws, cfg))
 }
@@ -243,8 +252,8 @@ fn halves(ws: shared::Ws, cfg: &WsConfig) -> (WsReader, WsWriter) {
     )
 }
 
-fn timed_out() -> WsError {
-    WsError::Handshake(format!("no handshake within {HANDSHAKE_TIMEOUT:?}"))
+fn timed_out(timeout: Duration) -> WsError {
+    WsError::Handshake(format!("no handshake within {timeout:?}"))
 }
 
 /// Any failure during the handshake. tungstenite's messages are fixed

@@ -45,7 +45,7 @@ impl WsListener {
     /// The next upgraded connection, with the peer's address.
     ///
     /// A connection whose handshake fails (wrong path, not a WebSocket
-    /// upgrade, no request within [`crate::HANDSHAKE_TIMEOUT`], cut off) is
+    /// upgrade, no request within [`WsConfig::handshake_timeout`], cut off) is
     /// returned as [`WsError::Handshake`]: it concerns that connection only,
     /// so keep accepting. `WsError::Io` comes from the TCP accept itself
     /// (for example, out of file descriptors). Handshakes go on while no
@@ -87,9 +87,9 @@ pub(crate) async fn server_handshake(
         OnlyPath(&cfg.path),
         Some(cfg.tungstenite()),
     );
-    let ws = tokio::time::timeout(crate::HANDSHAKE_TIMEOUT, handshake)
+    let ws = tokio::time::timeout(cfg.handshake_timeout, handshake)
         .await
-        .map_err(|_| timed_out())?
+        .map_err(|_| timed_out(cfg.handshake_timeout))?
         .map_err(|e| match e {
             // Our own refusal: say why without quoting the request.
             TError::Http(resp) => WsError::Handshake(format!(

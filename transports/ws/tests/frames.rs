@@ -258,6 +258,7 @@ async fn default_config() {
     assert_eq!(c.path, "/sealrpc");
     assert_eq!(c.ping_interval, Duration::from_secs(20));
     assert!(c.read_buffer <= 16 * 1024 && c.write_buffer <= 16 * 1024);
+    assert_eq!(c.handshake_timeout, sealrpc_ws::HANDSHAKE_TIMEOUT);
 }
 
 #[tokio::test]
@@ -491,6 +492,30 @@ async fn a_silent_client_does_not_hold_up_accept() {
     assert_eq!(peer, addr);
     cw.send(Bytes::from_static(b"hi")).await.expect("send");
     assert_eq!(next(&mut sr).await, b"hi");
+}
+
+/// A client that never finishes its upgrade request (silent, or one byte
+/// of it) is dropped at `handshake_timeout`: `accept` reports it as a
+/// handshake error, and the client sees the end of the connection.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_upgrade_is_dropped_at_the_timeout() {
+    let c = WsConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..cfg(4096)
+    };
+    let (l, addr) = listener(c).await;
+    for partial in [&b""[..], b"G"] {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(partial).await.expect("write");
+        match tokio::time::timeout(HANG_GUARD, l.accept()).await {
+            Ok(Err(WsError::Handshake(msg))) => assert!(msg.contains("200ms"), "{msg}"),
+            other => panic!("expected a handshake timeout, got {other:?}"),
+        }
+        let mut rest = Vec::new();
+        let end = tokio::time::timeout(HANG_GUARD, s.read_to_end(&mut rest)).await;
+        assert!(end.is_ok(), "the connection was not ended");
+        assert!(rest.is_empty(), "{rest:?}");
+    }
 }
 
 #[tokio::test]

@@ -11,8 +11,10 @@
 //! delimiter frame: this is DEALER↔ROUTER, not REQ↔REP). Because one ROUTER
 //! multiplexes every peer, the server demultiplexes by routing identity
 //! into per-peer *virtual connections*: [`ZmqListener::accept`] yields one
-//! when an identity it has not seen sends its first frame. A DEALER that
-//! connects but never sends is not yet a connection.
+//! when a peer with an identity it has not seen completes its ZMTP
+//! handshake (or, should that event be lost, sends its first frame), so a
+//! DEALER that connects and then sends nothing is a connection too, which
+//! the caller's own handshake timeout can end.
 //!
 //! On each side one background task owns the zeromq socket:
 //! - **Server.** The task receives `[identity, payload]`, checks the shape
@@ -30,14 +32,22 @@
 //!   fails that (virtual) connection with [`ZmqError::TooLarge`]; the server
 //!   also disconnects that peer, the other peers are not affected. An
 //!   outbound frame over the limit is refused with the same error before
-//!   anything is queued; the writer stays usable. **Caveat:** zeromq 0.7 has
-//!   no maximum message size. It assembles a whole message, reserving the
-//!   length each ZMTP frame header announces, before we see it. So the
-//!   inbound check bounds what is *queued* per connection, not what zeromq
-//!   buffers while reading one message: a peer can make the process reserve
-//!   whatever length it announces (a huge announcement can fail the
-//!   allocation and abort the process). Do not expose this transport to
-//!   untrusted networks until that is fixed (below).
+//!   anything is queued; the writer stays usable. zeromq 0.7 itself has no
+//!   maximum message size: it assembles a whole message, reserving the
+//!   length each ZMTP frame header announces (a 64-bit length), before we
+//!   see it. So a bound socket (ROUTER, PUB) is never exposed: zeromq binds
+//!   on loopback and the [`gate`] accepts on the public address, scans the
+//!   ZMTP framing each peer sends, and cuts a peer from the frame header
+//!   that would take a message over twice `max_frame` (or a command over
+//!   [`gate::MAX_COMMAND`]), before zeromq sees it. A message within that
+//!   slack is buffered and then refused with `TooLarge` as above. So zeromq
+//!   holds at most two × `max_frame` per peer while it reads a message.
+//!   Connecting sockets (DEALER, SUB) have no gate: a malicious server can
+//!   still make a client reserve what it announces.
+//! - **Handshakes.** The gate cuts a peer whose ZMTP greeting and READY (and,
+//!   on a ROUTER, first message) have not arrived within
+//!   [`ZmqConfig::handshake_timeout`] (zeromq alone holds a peer that
+//!   connects and sends nothing forever).
 //! - **Inbound queue bound.** Each connection has a bounded queue of
 //!   [`ZmqConfig::queue`] frames between the socket task and its reader.
 //!   - Client: when it is full the task **stops pulling** from the DEALER, so
@@ -103,9 +113,6 @@
 //!
 //! # Missing (not built yet)
 //!
-//! - **A real inbound size limit** inside zeromq (before it buffers a
-//!   message): needs a patched or different ZMTP reader. See the caveat
-//!   above.
 //! - **Reconnection.** zeromq 0.7's DEALER does not reconnect after the
 //!   server restarts (only its SUB socket does). A client whose server went
 //!   away sees `Ok(None)`; connect again.
@@ -122,11 +129,13 @@
 //! - **Identities set by peers.** A DEALER may choose its routing identity;
 //!   two connected DEALERs with the same one are merged by zeromq (the newer
 //!   one wins). Peers that set no identity get a random UUID from the ROUTER.
-//! - IPC endpoints, CURVE/PLAIN security mechanisms, a connection cap and
-//!   idle timeouts, ZMTP heartbeats, and the adapter in sealrpc's
-//!   `src/transport/` (issue #3).
+//! - IPC endpoints, CURVE/PLAIN security mechanisms, a connection cap,
+//!   idle timeouts after the handshake (a PUB subscriber that completed
+//!   ZMTP may stay silent: that is a normal idle subscriber), ZMTP
+//!   heartbeats.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod gate;
 mod listener;
 mod publisher;
 mod pump;
@@ -142,6 +151,7 @@ pub use reader::ZmqReader;
 pub use subscriber::ZmqSubscriber;
 pub use writer::ZmqWriter;
 
+use std::time::Duration;
 use zeromq::{DealerSocket, Socket};
 
 /// Default maximum frame payload: 16 MiB.
@@ -202,6 +212,9 @@ impl From<zeromq::ZmqError> for ZmqError {
     }
 }
 
+/// Default bound of the ZMTP handshake of an accepted connection.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Transport settings.
 #[derive(Clone, Debug)]
 pub struct ZmqConfig {
@@ -211,6 +224,10 @@ pub struct ZmqConfig {
     /// socket task and the reader; outbound: between the writers and the
     /// socket task). At least 1.
     pub queue: usize,
+    /// How long the ZMTP handshake (greeting and READY) of a connection
+    /// accepted by a bound socket (ROUTER, PUB) may take; a peer that has
+    /// not finished it by then is disconnected.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ZmqConfig {
@@ -218,6 +235,7 @@ impl Default for ZmqConfig {
         ZmqConfig {
             max_frame: DEFAULT_MAX_FRAME,
             queue: DEFAULT_QUEUE,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -226,12 +244,54 @@ impl ZmqConfig {
     fn queue(&self) -> usize {
         self.queue.max(1)
     }
+
+    /// The gate in front of a bound socket (see [`gate`]): a message may
+    /// announce up to twice `max_frame` (the slack lets a message just over
+    /// the limit reach our own check, which reports it as
+    /// [`ZmqError::TooLarge`]; beyond it the peer is cut unread), and the
+    /// ZMTP handshake (and, with `first_message`, the first message) must
+    /// arrive within `handshake_timeout`.
+    fn gate_policy(&self, first_message: bool) -> gate::GatePolicy {
+        gate::GatePolicy {
+            max_message: (self.max_frame as u64).saturating_mul(2),
+            handshake_timeout: self.handshake_timeout,
+            first_message,
+        }
+    }
+}
+
+/// Binds `socket` on loopback and the gate on `endpoint`'s address:
+/// returns the public endpoint (`tcp://HOST:PORT`) and the gate.
+async fn bind_gated<S: Socket>(
+    socket: &mut S,
+    endpoint: &str,
+    policy: gate::GatePolicy,
+) -> Result<(String, gate::Gate), ZmqError> {
+    let public = endpoint
+        .strip_prefix("tcp://")
+        .ok_or_else(|| ZmqError::Zmq(format!("not a tcp:// endpoint: {endpoint}")))?;
+    let inner = socket.bind("tcp://127.0.0.1:0").await?.to_string();
+    let inner: std::net::SocketAddr = inner
+        .strip_prefix("tcp://")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| ZmqError::Zmq(format!("unexpected bound endpoint {inner}")))?;
+    let gate = gate::front(public, inner, policy).await?;
+    Ok((format!("tcp://{}", gate.addr), gate))
 }
 
 /// Connects a DEALER to `endpoint` (`tcp://HOST:PORT`, as zeromq expects)
-/// and returns the two halves. zeromq retries a refused connection with
-/// backoff for up to 30 s before giving up.
+/// and returns the two halves.
+///
+/// A refused connection fails at once with `ZmqError::Io`: the caller
+/// decides when to try again (sealrpc's channel backs off with jitter).
+/// zeromq itself would retry on its own fixed schedule for up to 30 s, so
+/// every client of a restarting server would come back in lockstep; a
+/// plain TCP connect first (closed at once) finds out without it. Only a
+/// server that goes away between the two connects meets zeromq's retries.
 pub async fn connect(endpoint: &str, cfg: ZmqConfig) -> Result<(ZmqReader, ZmqWriter), ZmqError> {
+    if let Some(addr) = endpoint.strip_prefix("tcp://") {
+        drop(tokio::net::TcpStream::connect(addr).await?);
+    }
     let mut socket = DealerSocket::new();
     // The monitor is the only way zeromq 0.7 reports that the server went
     // away; it must exist before the connection does.

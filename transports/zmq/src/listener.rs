@@ -9,6 +9,8 @@ use zeromq::{RouterSocket, Socket};
 /// (their readers and writers get [`ZmqError::Closed`]).
 pub struct ZmqListener {
     endpoint: String,
+    /// Peers connect to the gate, which relays to the ROUTER on loopback.
+    _gate: crate::gate::Gate,
     accepted: Mutex<mpsc::Receiver<Accepted>>,
 }
 
@@ -26,9 +28,11 @@ impl ZmqListener {
     pub async fn bind(endpoint: &str, cfg: ZmqConfig) -> Result<ZmqListener, ZmqError> {
         let mut socket = RouterSocket::new();
         let monitor = socket.monitor();
-        let bound = socket.bind(endpoint).await?;
+        let (endpoint, gate) =
+            crate::bind_gated(&mut socket, endpoint, cfg.gate_policy(true)).await?;
         Ok(ZmqListener {
-            endpoint: bound.to_string(),
+            endpoint,
+            _gate: gate,
             accepted: Mutex::new(pump::spawn_server(socket, monitor, &cfg)),
         })
     }
@@ -39,11 +43,11 @@ impl ZmqListener {
         self.endpoint.clone()
     }
 
-    /// The next virtual connection: made when a DEALER identity not seen
-    /// before sends its first frame (which its reader then returns first),
-    /// with that identity in hex. At most [`ACCEPT_BACKLOG`] connections
-    /// wait here; a new peer beyond that is disconnected. `Closed` if the
-    /// socket task stopped. Cancel-safe.
+    /// The next virtual connection: made when a DEALER with an identity not
+    /// seen before completes its ZMTP handshake (or, should that event be
+    /// lost, sends its first frame), with that identity in hex. At most
+    /// [`ACCEPT_BACKLOG`] connections wait here; a new peer beyond that is
+    /// disconnected. `Closed` if the socket task stopped. Cancel-safe.
     ///
     /// [`ACCEPT_BACKLOG`]: crate::ACCEPT_BACKLOG
     pub async fn accept(&self) -> Result<Accepted, ZmqError> {

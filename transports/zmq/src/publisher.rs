@@ -56,6 +56,8 @@ pub struct ZmqPublisher {
     queue: mpsc::Sender<ZmqMessage>,
     /// Why the task stopped, if it failed (sticky).
     failed: Arc<Mutex<Option<ZmqError>>>,
+    /// Subscribers connect to the gate, which relays to the PUB socket.
+    _gate: Arc<crate::gate::Gate>,
 }
 
 impl std::fmt::Debug for ZmqPublisher {
@@ -72,12 +74,14 @@ impl ZmqPublisher {
     /// free port) and starts its task.
     pub async fn bind(endpoint: &str, cfg: ZmqConfig) -> Result<ZmqPublisher, ZmqError> {
         let mut socket = PubSocket::new();
-        let bound = socket.bind(endpoint).await?;
+        let (bound, gate) =
+            crate::bind_gated(&mut socket, endpoint, cfg.gate_policy(false)).await?;
         let (queue, messages) = mpsc::channel(cfg.queue());
         let failed = Arc::new(Mutex::new(None));
         tokio::spawn(run(socket, messages, failed.clone()));
         Ok(ZmqPublisher {
-            endpoint: bound.to_string(),
+            endpoint: bound,
+            _gate: Arc::new(gate),
             max_frame: cfg.max_frame,
             queue,
             failed,

@@ -24,7 +24,11 @@ async fn guard<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 fn cfg(max_frame: usize, queue: usize) -> ZmqConfig {
-    ZmqConfig { max_frame, queue }
+    ZmqConfig {
+        max_frame,
+        queue,
+        ..ZmqConfig::default()
+    }
 }
 
 async fn listener(c: ZmqConfig) -> ZmqListener {
@@ -313,6 +317,89 @@ async fn a_first_frame_over_the_limit_makes_no_connection() {
         .expect("raw send");
     // The next connection accepted is a well-behaved one.
     let p = client_of(&l, cfg(max, 64), b"good").await;
+    assert!(!p.identity.is_empty());
+}
+
+/// A raw TCP peer that speaks ZMTP 3 (NULL mechanism) as a DEALER: the
+/// greeting and READY, then `then`; returns how long until the listener's
+/// side ended the connection, and what it sent.
+async fn zmtp_peer(l: &ZmqListener, then: &[u8]) -> (Duration, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = l.local_endpoint().trim_start_matches("tcp://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("tcp connect");
+    let mut greeting = vec![0u8; 64];
+    greeting[0] = 0xff;
+    greeting[9] = 0x7f;
+    greeting[10] = 3;
+    greeting[12..16].copy_from_slice(b"NULL");
+    let mut ready = b"\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER".to_vec();
+    ready.splice(0..0, [0x04, ready.len() as u8]);
+    s.write_all(&greeting).await.expect("greeting");
+    s.write_all(&ready).await.expect("ready");
+    s.write_all(then).await.expect("then");
+    let start = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    let _ = guard("the end", s.read_to_end(&mut got)).await;
+    (start.elapsed(), got)
+}
+
+/// A frame header announcing more than twice the limit (here 4 GiB) is cut
+/// by the gate from its header, before zeromq sees it: no connection.
+#[tokio::test]
+async fn a_frame_far_over_the_limit_cuts_the_peer_unread() {
+    let max = 100;
+    let l = listener(cfg(max, 64)).await;
+    let mut long = vec![0x02];
+    long.extend_from_slice(&(4u64 << 30).to_be_bytes());
+    let (after, _) = zmtp_peer(&l, &long).await;
+    // Cut at once, not at the handshake timeout (10 s by default).
+    assert!(after < Duration::from_secs(5), "cut after {after:?}");
+    let p = client_of(&l, cfg(max, 64), b"good").await;
+    assert!(!p.identity.is_empty());
+}
+
+/// A peer that connects and never finishes the ZMTP greeting, or finishes
+/// ZMTP and never sends its first message, is cut at the handshake
+/// timeout, and not before.
+#[tokio::test]
+async fn handshakes_are_bounded() {
+    let timeout = Duration::from_millis(300);
+    let c = ZmqConfig {
+        handshake_timeout: timeout,
+        ..cfg(1000, 64)
+    };
+    let l = listener(c).await;
+    let addr = l.local_endpoint().trim_start_matches("tcp://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("tcp connect");
+    let start = tokio::time::Instant::now();
+    let mut greeting = Vec::new();
+    let _ = guard(
+        "the end",
+        tokio::io::AsyncReadExt::read_to_end(&mut silent, &mut greeting),
+    )
+    .await;
+    assert!(
+        start.elapsed() >= timeout,
+        "cut early: {:?}",
+        start.elapsed()
+    );
+    // zeromq is only reached once the peer has spoken: nothing came back.
+    assert!(greeting.is_empty(), "{greeting:?}");
+    let (after, got) = zmtp_peer(&l, b"").await;
+    assert!(
+        after >= timeout - Duration::from_millis(50),
+        "cut early: {after:?}"
+    );
+    assert!(
+        got.len() > 64,
+        "zeromq's greeting and READY came first: {got:?}"
+    );
+    // A peer that sends its first message in time is a connection.
+    let p = client_of(&l, cfg(1000, 64), b"good").await;
     assert!(!p.identity.is_empty());
 }
 

@@ -29,7 +29,11 @@ async fn guard<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 fn cfg(max_frame: usize, queue: usize) -> ZmqConfig {
-    ZmqConfig { max_frame, queue }
+    ZmqConfig {
+        max_frame,
+        queue,
+        ..ZmqConfig::default()
+    }
 }
 
 async fn publisher(c: ZmqConfig) -> ZmqPublisher {
