@@ -93,7 +93,11 @@ impl Running {
 }
 
 async fn serve(router: Router, cfg: ChannelConfig) -> Running {
-    let server = Server::bind("tcp://127.0.0.1:0", router, cfg)
+    serve_on("tcp://127.0.0.1:0", router, cfg).await
+}
+
+async fn serve_on(listen: &str, router: Router, cfg: ChannelConfig) -> Running {
+    let server = Server::bind(listen, router, cfg)
         .await
         .expect("bind")
         .with_grace(Duration::from_secs(5));
@@ -344,13 +348,23 @@ async fn a_client_that_never_reads_replies_is_stopped_at_the_in_flight_cap_with_
 /// minion alone is reported at once, not at its timeout, and 300 of them
 /// (300 MiB for a minion that reads nothing) grow the process by a few MiB
 /// (bound asserted: 32 MiB).
+///
+/// On TCP and WebSocket, where jobs go down the minion's connection. On
+/// ZeroMQ they go through zeromq's PUB socket, whose queue per subscriber
+/// sealrpc cannot bound (README, Status).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_minion_is_reported_busy_without_growing_the_masters_memory() {
+    for listen in ["tcp://127.0.0.1:0", "ws://127.0.0.1:0/sealrpc"] {
+        stalled_minion_on(listen).await;
+    }
+}
+
+async fn stalled_minion_on(listen: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut cfg = ChannelConfig::new(Key::generate());
     cfg.timeout = GUARD;
     let master = Master::bind(
-        &["tcp://127.0.0.1:0"],
+        &[listen],
         Router::new(),
         cfg.clone(),
         MasterOptions::default(),
@@ -501,6 +515,18 @@ type Seen = Arc<Mutex<Vec<(String, bool)>>>;
 /// made with a long deadline waits and succeeds once the held calls end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_at_its_in_flight_cap_waits_within_its_deadline_then_times_out() {
+    for listen in [
+        "tcp://127.0.0.1:0",
+        "ws://127.0.0.1:0/sealrpc",
+        "zmq://127.0.0.1:0",
+    ] {
+        client_cap_on(listen).await;
+    }
+}
+
+/// (c1) on one transport: the client's cap is the channel's, above any
+/// transport.
+async fn client_cap_on(listen: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut cfg = ChannelConfig::new(Key::generate());
     cfg.reconnect = None;
@@ -523,7 +549,7 @@ async fn a_client_at_its_in_flight_cap_waits_within_its_deadline_then_times_out(
             }
         }
     });
-    let server = serve(router, cfg.clone()).await;
+    let server = serve_on(listen, router, cfg.clone()).await;
     let mut client_cfg = cfg.clone();
     client_cfg.max_in_flight = 4;
     let client = Client::connect(&server.url, client_cfg)

@@ -22,11 +22,13 @@
 //!    once, without waiting for a peer that does not read its replies.
 //!    Their callers see the connection close (`Error::ConnectionClosed`).
 //!
-//! A known gap, in the ZeroMQ transport rather than here: when a server
-//! closes a ZeroMQ connection right after sending a reply, the client's
-//! DEALER can report the disconnect before that reply, which is then lost
-//! (the caller sees `Error::ConnectionClosed`). The server shut down that
-//! way before this drain existed too. TCP and WebSocket deliver it.
+//! A known gap, in the ZeroMQ transport: the client's DEALER reports the
+//! disconnect as soon as it reads the end of the stream, possibly before
+//! the last reply. The transport now hands replies already queued in the
+//! DEALER to the reader first (`deliver_queued` in
+//! `transports/zmq/src/pump.rs`), but under load a reply sent just before
+//! the close can still be lost (`ConnectionClosed` for its caller). TCP and
+//! WebSocket deliver it.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 

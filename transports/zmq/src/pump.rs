@@ -73,7 +73,12 @@ async fn run_client(
             biased;
             Some(_) = gone.recv() => break End::Disconnected,
             event = monitor.next() => match event {
-                Some(SocketEvent::Disconnected(_)) | None => break End::Disconnected,
+                Some(SocketEvent::Disconnected(_)) | None => {
+                    if reading {
+                        deliver_queued(&mut socket, &frames, permit.take(), max_frame).await;
+                    }
+                    break End::Disconnected;
+                }
                 Some(_) => {}
             },
             Some(cmd) = cmds.recv() => match cmd.op {
@@ -113,6 +118,35 @@ async fn run_client(
     state.end(end);
     // Dropping the DEALER closes the connection; frames zeromq still has
     // queued are written by its writer task first.
+}
+
+/// zeromq reports a disconnect as soon as it reads the end of the stream,
+/// while messages it read before it are still queued in the socket (a
+/// server's last reply before it closed): hand those to the reader, as far
+/// as its queue has room, before the connection ends.
+async fn deliver_queued(
+    socket: &mut DealerSocket,
+    frames: &mpsc::Sender<BytesMut>,
+    mut permit: Option<mpsc::Permit<'_, BytesMut>>,
+    max_frame: usize,
+) {
+    loop {
+        let p = match permit.take() {
+            Some(p) => p,
+            None => match frames.try_reserve() {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        // Polled once: only what is already queued.
+        match tokio::time::timeout(std::time::Duration::ZERO, socket.recv()).await {
+            Ok(Ok(msg)) => match single_frame(msg, max_frame) {
+                Ok(payload) => p.send(payload),
+                Err(_) => return,
+            },
+            _ => return,
+        }
+    }
 }
 
 /// A message the DEALER received: exactly one frame, within the limit.
