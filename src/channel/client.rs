@@ -254,14 +254,26 @@ impl Client {
                     .collect(),
             ),
         };
-        conn.outbox
+        let sealed = conn
+            .outbox
             .seal(Kind::Request, |b| {
                 // The time left when the request is actually sealed (after
                 // any backpressure wait), rounded up: 0 means "no deadline".
                 load.deadline_ms = deadline_ms(deadline);
                 load::encode(&load, b)
             })
-            .await?;
+            .await;
+        if let Err(e) = sealed {
+            // The writer failed (the peer closed): why is for the read
+            // task to find (an alert the peer sent before closing, say).
+            if matches!(e, Error::ConnectionClosed) {
+                let _ = tokio::time::timeout_at(deadline, conn.waiting.ended()).await;
+                if let Some(reason) = conn.waiting.closed_reason() {
+                    return Err(reason);
+                }
+            }
+            return Err(e);
+        }
         let (status, body) = match rx.await {
             Err(_) => return Err(Error::ConnectionClosed),
             Ok(reply) => reply?,
