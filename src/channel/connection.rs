@@ -166,11 +166,11 @@ impl Connection {
         })
     }
 
-    /// Whether the connection has ended: its read task finished, or its
-    /// outbox closed (the writer failed, which the read task may not have
-    /// seen yet: a retry must not be sent down a connection already dead).
+    /// Whether the connection has ended (its read task finished). A call
+    /// that finds the outbox closed first waits for the read task (see
+    /// `Client::call_inner`), so a retry never goes down a dead connection.
     pub(crate) fn is_closed(&self) -> bool {
-        self.waiting.is_closed() || self.outbox.is_closed()
+        self.waiting.is_closed()
     }
 }
 
