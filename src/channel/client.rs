@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
 
 struct Inner {
     cfg: ChannelConfig,
@@ -147,16 +147,20 @@ impl Client {
             .as_ref()
             .map(|t| t.client_span(method, self.peer_addr()));
         // One deadline covers the whole call: waiting for a permit, for
-        // outbox space (backpressure) and for the reply.
+        // outbox space (backpressure) and for the reply. Each of those
+        // waits is bounded by it; none costs a timer unless it has to wait
+        // (the reply's wait is bounded by the connection's deadline sweep).
         let deadline = far_deadline(timeout);
-        let call = self.call_tries(method, &body, deadline, timeout, span.as_ref());
-        let result = match tokio::time::timeout_at(deadline, call).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                method: method.to_owned(),
-                after: timeout,
-            }),
-        };
+        let result = self
+            .call_tries(method, &body, deadline, span.as_ref())
+            .await
+            .map_err(|fail| match fail {
+                Fail::Error(e) => e,
+                Fail::Expired => Error::Timeout {
+                    method: method.to_owned(),
+                    after: timeout,
+                },
+            });
         if let Some(span) = span {
             match &result {
                 Ok(_) => span.end(Outcome::Ok),
@@ -175,18 +179,19 @@ impl Client {
         method: &str,
         body: &[u8],
         deadline: tokio::time::Instant,
-        timeout: Duration,
         span: Option<&ClientSpan>,
-    ) -> Result<Bytes, Error> {
+    ) -> Result<Bytes, Fail> {
         let tries = self.inner.cfg.tries.max(1);
         if tries == 1 {
-            return self.call_inner(method, body, deadline, span, &[]).await;
+            return self
+                .call_inner(method, body, deadline, deadline, span, &[])
+                .await;
         }
         let mut key = [0u8; 24];
         key[..16].copy_from_slice(&self.inner.retry_salt);
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         key[16..].copy_from_slice(&n.to_le_bytes());
-        let per_try = timeout / tries;
+        let per_try = deadline.saturating_duration_since(tokio::time::Instant::now()) / tries;
         let mut last = None;
         for attempt in 1..=tries {
             let this_try = if attempt == tries {
@@ -197,48 +202,59 @@ impl Client {
             if attempt > 1 {
                 self.inner.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let call = self.call_inner(method, body, deadline, span, &key);
-            match tokio::time::timeout_at(this_try, call).await {
-                Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err(e)) if retryable(&e) => {
+            match self
+                .call_inner(method, body, deadline, this_try, span, &key)
+                .await
+            {
+                Ok(reply) => return Ok(reply),
+                Err(Fail::Error(e)) if retryable(&e) => {
                     if matches!(e, Error::Overloaded(_)) {
                         // The server did not run it: wait out this try.
                         tokio::time::sleep_until(this_try).await;
                     }
                     last = Some(e);
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {}
+                Err(Fail::Error(e)) => return Err(Fail::Error(e)),
+                Err(Fail::Expired) => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 break;
             }
         }
-        Err(last.unwrap_or_else(|| Error::Timeout {
-            method: method.to_owned(),
-            after: timeout,
-        }))
+        Err(last.map_or(Fail::Expired, Fail::Error))
     }
 
+    /// One attempt: the server is told `deadline`; this attempt waits
+    /// until `until` at most ([`Fail::Expired`]).
     async fn call_inner(
         &self,
         method: &str,
         body: &[u8],
         deadline: tokio::time::Instant,
+        until: tokio::time::Instant,
         span: Option<&ClientSpan>,
         retry: &[u8],
-    ) -> Result<Bytes, Error> {
+    ) -> Result<Bytes, Fail> {
         let inner = &*self.inner;
-        let _permit = inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::ConnectionClosed)?;
-        let conn = self.connection(deadline).await?;
+        let _permit = match inner.permits.try_acquire() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return Err(Error::ConnectionClosed.into()),
+            Err(TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(until, inner.permits.acquire()).await {
+                    Ok(p) => p.map_err(|_| Error::ConnectionClosed)?,
+                    Err(_) => return Err(Fail::Expired),
+                }
+            }
+        };
+        let conn = self.connection(until).await?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        conn.waiting.register(id, tx)?;
-        let _guard = PendingGuard { conn: &conn, id };
+        conn.waiting.register(id, tx, until)?;
+        let mut guard = PendingGuard {
+            conn: &conn,
+            id,
+            done: false,
+        };
         // The only place a trace context enters a request load.
         let trace = super::publish::trace_carrier(span);
         let mut load = RequestLoad {
@@ -256,40 +272,69 @@ impl Client {
         };
         let sealed = conn
             .outbox
-            .seal(Kind::Request, |b| {
+            .seal(Kind::Request, Some(until), |b| {
                 // The time left when the request is actually sealed (after
                 // any backpressure wait), rounded up: 0 means "no deadline".
                 load.deadline_ms = deadline_ms(deadline);
                 load::encode(&load, b)
             })
             .await;
-        if let Err(e) = sealed {
+        match sealed {
+            Ok(()) => {}
+            // No room in the outbox until `until`.
+            Err(Error::Busy) => return Err(Fail::Expired),
             // The writer failed (the peer closed): why is for the read
             // task to find (an alert the peer sent before closing, say).
-            if matches!(e, Error::ConnectionClosed) {
-                let _ = tokio::time::timeout_at(deadline, conn.waiting.ended()).await;
-                if let Some(reason) = conn.waiting.closed_reason() {
-                    return Err(reason);
-                }
+            Err(Error::ConnectionClosed) => {
+                let _ = tokio::time::timeout_at(until, conn.waiting.ended()).await;
+                return Err(conn
+                    .waiting
+                    .closed_reason()
+                    .unwrap_or(Error::ConnectionClosed)
+                    .into());
             }
-            return Err(e);
+            Err(e) => return Err(e.into()),
         }
-        let (status, body) = match rx.await {
-            Err(_) => return Err(Error::ConnectionClosed),
+        // The read task answers, or fails every call when the connection
+        // ends; a receiver that ends without either was dropped by the
+        // deadline sweep (see `waiting`).
+        let reply = rx.await;
+        // Answered or expired: the entry is gone already.
+        guard.done = true;
+        let (status, body) = match reply {
+            Err(_) => return Err(Fail::Expired),
             Ok(reply) => reply?,
         };
-        match status {
-            ReplyStatus::Ok => Ok(body),
-            ReplyStatus::Error => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
-            ReplyStatus::NoSuchMethod => Err(Error::NoSuchMethod(method.to_owned())),
-            ReplyStatus::DeadlineExceeded => Err(Error::DeadlineExceeded),
-            ReplyStatus::PermissionDenied => Err(Error::PermissionDenied(
-                String::from_utf8_lossy(&body).into_owned(),
-            )),
-            ReplyStatus::Overloaded => Err(Error::Overloaded(
-                String::from_utf8_lossy(&body).into_owned(),
-            )),
-        }
+        Ok(reply_result(method, status, body)?)
+    }
+}
+
+/// A reply's status as the call's result.
+fn reply_result(method: &str, status: ReplyStatus, body: Bytes) -> Result<Bytes, Error> {
+    match status {
+        ReplyStatus::Ok => Ok(body),
+        ReplyStatus::Error => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
+        ReplyStatus::NoSuchMethod => Err(Error::NoSuchMethod(method.to_owned())),
+        ReplyStatus::DeadlineExceeded => Err(Error::DeadlineExceeded),
+        ReplyStatus::PermissionDenied => Err(Error::PermissionDenied(
+            String::from_utf8_lossy(&body).into_owned(),
+        )),
+        ReplyStatus::Overloaded => Err(Error::Overloaded(
+            String::from_utf8_lossy(&body).into_owned(),
+        )),
+    }
+}
+
+/// How an attempt ends when it does not end with a reply.
+enum Fail {
+    Error(Error),
+    /// Its wait ended (its `until`) before a reply came.
+    Expired,
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::Error(e)
     }
 }
 
@@ -304,11 +349,22 @@ impl Client {
 
     /// The live connection, reconnecting if it has ended (and reconnecting
     /// is on), within `deadline`.
-    async fn connection(&self, deadline: tokio::time::Instant) -> Result<Arc<Connection>, Error> {
+    async fn connection(&self, deadline: tokio::time::Instant) -> Result<Arc<Connection>, Fail> {
         let dead = match self.current() {
             Some(c) if !c.is_closed() => return Ok(c),
             other => other,
         };
+        match tokio::time::timeout_at(deadline, self.reconnect(dead, deadline)).await {
+            Ok(r) => r.map_err(Fail::Error),
+            Err(_) => Err(Fail::Expired),
+        }
+    }
+
+    async fn reconnect(
+        &self,
+        dead: Option<Arc<Connection>>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<Connection>, Error> {
         let Some(policy) = self.inner.cfg.reconnect else {
             // Reconnecting is off: report why the connection ended (its
             // read task may still be finishing: the reason comes from it).
@@ -403,11 +459,15 @@ fn deadline_ms(deadline: tokio::time::Instant) -> u32 {
 struct PendingGuard<'a> {
     conn: &'a Connection,
     id: u64,
+    /// The entry was removed by whoever ended the wait.
+    done: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.conn.waiting.remove(self.id);
+        if !self.done {
+            self.conn.waiting.remove(self.id);
+        }
     }
 }
 

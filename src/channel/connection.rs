@@ -4,98 +4,15 @@ use super::auth::{self, Principal};
 use super::config::{random_salt, ChannelConfig};
 use super::outbox::Outbox;
 use super::publish::{decode_published, Published};
+use super::waiting::Waiting;
 use crate::error::{Error, WireError};
 use crate::transport::{self, Endpoint, FrameRecv};
 use crate::wire::envelope::unix_ms;
 use crate::wire::load::{self, ReplyLoad, ReplyStatus};
 use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
-use bytes::Bytes;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
-
-pub(crate) type ReplyResult = Result<(ReplyStatus, Bytes), Error>;
-
-/// Hashes call ids, which this client numbers itself (1, 2, 3, …): a
-/// multiply spreads them over the table at a fraction of SipHash's cost,
-/// and since the keys never come from the network there is nothing for a
-/// peer to collide.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
-
-#[derive(Default)]
-struct Pending {
-    waiting: IdMap<oneshot::Sender<ReplyResult>>,
-    /// Set once the connection is gone: `Some(reason)`.
-    closed: Option<Option<WireError>>,
-}
-
-/// The calls waiting on one connection (shared with its read task).
-#[derive(Default)]
-pub(crate) struct Waiting {
-    pending: Mutex<Pending>,
-    ended: tokio::sync::Notify,
-}
-
-impl Waiting {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Why the connection ended, once it has.
-    pub(crate) fn closed_reason(&self) -> Option<Error> {
-        self.lock().closed.as_ref().map(closed_error)
-    }
-
-    /// Completes when the connection has ended.
-    pub(crate) async fn ended(&self) {
-        loop {
-            let notified = self.ended.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closed() {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// Registers call `id`, unless the connection is already gone.
-    pub(crate) fn register(&self, id: u64, tx: oneshot::Sender<ReplyResult>) -> Result<(), Error> {
-        let mut p = self.lock();
-        if let Some(reason) = &p.closed {
-            return Err(closed_error(reason));
-        }
-        p.waiting.insert(id, tx);
-        Ok(())
-    }
-
-    /// Forgets call `id` (replied, timed out, or dropped by its caller).
-    pub(crate) fn remove(&self, id: u64) {
-        self.lock().waiting.remove(&id);
-    }
-
-    fn is_closed(&self) -> bool {
-        self.lock().closed.is_some()
-    }
-}
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// A connection. Dropping it closes the connection (its outbox).
 pub(crate) struct Connection {
@@ -150,6 +67,7 @@ impl Connection {
             tracing: cfg.telemetry.is_some(),
         };
         let waiting = Arc::new(Waiting::default());
+        tokio::spawn(waiting.clone().sweep());
         tokio::spawn(read_loop(
             reader,
             peer,
@@ -171,13 +89,6 @@ impl Connection {
     /// `Client::call_inner`), so a retry never goes down a dead connection.
     pub(crate) fn is_closed(&self) -> bool {
         self.waiting.is_closed()
-    }
-}
-
-fn closed_error(reason: &Option<WireError>) -> Error {
-    match reason {
-        Some(e) => Error::Wire(e.clone()),
-        None => Error::ConnectionClosed,
     }
 }
 
@@ -239,25 +150,14 @@ async fn read_loop(
             Ok((id, status, body)) => (id, status, plain.slice_ref(body)),
             Err(e) => break Some(e),
         };
-        let waiter = waiting.lock().waiting.remove(&reply.0);
-        if let Some(tx) = waiter {
-            let _ = tx.send(Ok((reply.1, reply.2)));
-        }
+        waiting.answer(reply.0, Ok((reply.1, reply.2)));
     };
     if let Some(e) = &reason {
         // Every pending call returns this error; log it only at debug.
         tracing::debug!("closing connection to {peer}: {e}");
     }
     // The reason first: a caller that sees the outbox closed must find why.
-    let pending = {
-        let mut p = waiting.lock();
-        p.closed = Some(reason.clone());
-        std::mem::take(&mut p.waiting)
-    };
+    waiting.close(reason);
     outbox.close();
     opener.close(unix_ms());
-    for (_, tx) in pending {
-        let _ = tx.send(Err(closed_error(&reason)));
-    }
-    waiting.ended.notify_waiters();
 }

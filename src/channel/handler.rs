@@ -1,13 +1,15 @@
 //! Handlers and the router that dispatches requests to them by method name.
+use super::hash::{NameMap, NameSet};
 use crate::wire::load::ReplyStatus;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use std::collections::{HashMap, HashSet};
+use std::future::poll_fn;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Instant;
 
 /// One authenticated request as a handler sees it.
@@ -88,10 +90,10 @@ pub(crate) type GuardFn = dyn Fn(&Request) -> Result<(), HandlerError> + Send + 
 /// Method name → handler, and an optional guard every request passes first.
 #[derive(Clone, Default)]
 pub struct Router {
-    routes: HashMap<String, Arc<HandlerFn>>,
+    routes: NameMap<Arc<HandlerFn>>,
     guard: Option<Arc<GuardFn>>,
     /// Methods still served while the server drains at shutdown.
-    drain_allowed: HashSet<String>,
+    drain_allowed: NameSet,
     /// Set by the server that owns this router when it starts draining
     /// (each server gives its router a flag of its own).
     draining: Arc<AtomicBool>,
@@ -191,16 +193,21 @@ pub(crate) async fn run_handler(
     fut: impl Future<Output = Result<Bytes, HandlerError>>,
     deadline: Option<Instant>,
 ) -> Result<Bytes, (ReplyStatus, HandlerError)> {
-    let fut = AssertUnwindSafe(fut).catch_unwind();
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
     let caught = match deadline {
-        Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err((
-                    ReplyStatus::DeadlineExceeded,
-                    HandlerError::new("deadline exceeded"),
-                ))
-            }
+        // Polled once first: a handler that answers at once (most do)
+        // costs no timer.
+        Some(at) => match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+            Poll::Ready(r) => r,
+            Poll::Pending => match tokio::time::timeout_at(at.into(), fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err((
+                        ReplyStatus::DeadlineExceeded,
+                        HandlerError::new("deadline exceeded"),
+                    ))
+                }
+            },
         },
         None => fut.await,
     };

@@ -11,11 +11,13 @@ mod config;
 mod connection;
 mod drain;
 mod handler;
+mod hash;
 mod outbox;
 mod publish;
 mod pubsub;
 mod retries;
 mod server;
+mod waiting;
 
 pub use auth::{Authenticated, Identity, PeerRole, Principal, Refusal, Verifier};
 pub(crate) use client::error_kind;

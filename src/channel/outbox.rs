@@ -18,6 +18,7 @@ use crate::wire::{Kind, Sealer};
 use bytes::BytesMut;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 struct State {
     sealer: Sealer,
@@ -62,35 +63,40 @@ impl Outbox {
     }
 
     /// Seals one envelope of `kind` whose load `write_load` encodes,
-    /// waiting first while [`HIGH_WATER`] bytes or more are pending.
+    /// waiting first while [`HIGH_WATER`] bytes or more are pending, until
+    /// `until` (then [`Error::Busy`]; `None`: as long as it takes).
     /// `write_load` runs after the wait, so it may compute time-dependent
     /// fields (a deadline) then.
-    pub(crate) async fn seal(
+    pub(crate) async fn seal<F>(
         &self,
         kind: Kind,
-        write_load: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
-    ) -> Result<(), Error> {
+        until: Option<Instant>,
+        write_load: F,
+    ) -> Result<(), Error>
+    where
+        F: FnOnce(&mut BytesMut) -> Result<(), WireError>,
+    {
         let mut write_load = Some(write_load);
+        // The common case, room now, registers no waiter.
+        if self.seal_if_room(kind, &mut write_load)? {
+            return Ok(());
+        }
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             // Registered before the check, so a drain in between is not lost.
             drained.as_mut().enable();
-            {
-                let mut st = self.lock();
-                if st.closed {
-                    return Err(Error::ConnectionClosed);
-                }
-                if st.buf.len() + st.writing < HIGH_WATER {
-                    if let Some(write_load) = write_load.take() {
-                        self.seal_locked(&mut st, kind, write_load)?;
-                    }
-                    drop(st);
-                    self.ready.notify_one();
-                    return Ok(());
-                }
+            if self.seal_if_room(kind, &mut write_load)? {
+                return Ok(());
             }
-            drained.await;
+            match until {
+                Some(at) => {
+                    if tokio::time::timeout_at(at, drained).await.is_err() {
+                        return Err(Error::Busy);
+                    }
+                }
+                None => drained.await,
+            }
         }
     }
 
@@ -102,17 +108,30 @@ impl Outbox {
         kind: Kind,
         write_load: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
     ) -> Result<(), Error> {
+        match self.seal_if_room(kind, &mut Some(write_load))? {
+            true => Ok(()),
+            false => Err(Error::Busy),
+        }
+    }
+
+    /// Seals (taking `write_load`) if there is room; `false` if not.
+    fn seal_if_room<F>(&self, kind: Kind, write_load: &mut Option<F>) -> Result<bool, Error>
+    where
+        F: FnOnce(&mut BytesMut) -> Result<(), WireError>,
+    {
         let mut st = self.lock();
         if st.closed {
             return Err(Error::ConnectionClosed);
         }
         if st.buf.len() + st.writing >= HIGH_WATER {
-            return Err(Error::Busy);
+            return Ok(false);
         }
-        self.seal_locked(&mut st, kind, write_load)?;
+        if let Some(write_load) = write_load.take() {
+            self.seal_locked(&mut st, kind, write_load)?;
+        }
         drop(st);
         self.ready.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// Whether the outbox stopped accepting envelopes (the connection ended).

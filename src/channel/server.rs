@@ -292,12 +292,16 @@ async fn connection(
     // What this connection last added to the server's count of running
     // handlers (a drain at shutdown lasts until that count is 0).
     let mut busy = 0;
+    // Shutting down: while the server drains, the loop below goes on
+    // (requests are refused, see `drain.rs`); then it stops reading.
+    // Made once, not per frame: each would register with the watch.
+    let mut closing_rx = phase.clone();
+    let closing = closing_rx.wait_for(|p| *p >= Phase::Closing);
+    tokio::pin!(closing);
     // Whether the peer is still there to receive replies when the loop ends.
     let peer_alive = loop {
         tokio::select! {
-            // Shutting down: while the server drains, this loop goes on
-            // (requests are refused, see `drain.rs`); then it stops reading.
-            _ = phase.wait_for(|p| *p >= Phase::Closing) => break true,
+            _ = &mut closing => break true,
             // At the in-flight limit the connection stops reading: TCP pushes back.
             frame = reader.recv(), if conn.handlers.len() < limit => match frame {
                 Ok(Some(frame)) => {
@@ -609,7 +613,10 @@ async fn reply(outbox: &Outbox, id: u64, status: ReplyStatus, body: &[u8]) {
         status: status as u8,
         body,
     };
-    if let Err(e) = outbox.seal(Kind::Reply, |b| load::encode(&load, b)).await {
+    if let Err(e) = outbox
+        .seal(Kind::Reply, None, |b| load::encode(&load, b))
+        .await
+    {
         tracing::debug!("reply not sent: {e}");
     }
 }
