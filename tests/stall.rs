@@ -8,7 +8,8 @@
 //!   memory stays bounded, and other clients are served meanwhile.
 //! - A minion that stops reading its jobs: the master's memory stays
 //!   bounded, a job for it is reported undelivered (`Undelivered::Busy`)
-//!   at once, and the other minions get the job.
+//!   at once (on ZeroMQ: missing at the job's timeout, its subscriber cut
+//!   at the stall timeout), and the other minions get the job.
 //! - A client calling faster than the server answers: calls wait for a
 //!   permit within their deadline, fail with a typed `Timeout` past it, are
 //!   never sent once timed out, and the client's memory stays bounded.
@@ -22,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use sealrpc::channel::{ChannelConfig, Client, HandlerError, Router, Server};
 use sealrpc::job::{self, Hello, Undelivered, Welcome};
 use sealrpc::keys::Key;
-use sealrpc::master::{Master, MasterOptions};
+use sealrpc::master::{Master, MasterHandle, MasterOptions};
 use sealrpc::minion::{Minion, MinionOptions};
 use sealrpc::wire::envelope::unix_ms;
 use sealrpc::wire::load::{self, Carrier, RequestLoad};
@@ -34,6 +35,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
+
+#[path = "support/zmtp.rs"]
+mod zmtp;
 
 /// Upper bound on any single wait: a failure guard, never reached by a
 /// passing run.
@@ -339,23 +343,89 @@ async fn a_client_that_never_reads_replies_is_stopped_at_the_in_flight_cap_with_
     server.stop().await;
 }
 
-/// (b) A minion that registered and then stopped reading (its job queue
-/// is full and never drained) while another minion works normally. 1 MiB
-/// jobs: once the stalled minion's connection is backed up (1 MiB queued
-/// in the master, the rest in the kernel's buffers), each job's report
-/// names it in `undelivered` as `Busy` (and in `missing`), while the
-/// healthy minion returns every job for everyone. A job for the stalled
-/// minion alone is reported at once, not at its timeout, and 300 of them
-/// (300 MiB for a minion that reads nothing) grow the process by a few MiB
-/// (bound asserted: 32 MiB).
+/// (b) A minion that registered and then stopped reading while another
+/// minion works normally, with 1 MiB jobs.
 ///
-/// On TCP and WebSocket, where jobs go down the minion's connection. On
-/// ZeroMQ they go through zeromq's PUB socket, whose queue per subscriber
-/// sealrpc cannot bound (README, Status).
+/// On TCP and WebSocket, jobs go down each minion's connection: once the
+/// stalled minion's connection is backed up (1 MiB queued in the master,
+/// the rest in the kernel's buffers), each job's report names it in
+/// `undelivered` as `Busy` (and in `missing`), while the healthy minion
+/// returns every job for everyone. A job for the stalled minion alone is
+/// reported at once, not at its timeout, and 300 of them (300 MiB for a
+/// minion that reads nothing) grow the process by a few MiB (bound
+/// asserted: 32 MiB).
+///
+/// On ZeroMQ, jobs go through the master's PUB socket, which says nothing
+/// of delivery: the stalled minion is never `undelivered`, only `missing`
+/// from each report at the job's timeout. Its subscriber socket (a raw one:
+/// zeromq's own would reconnect) stops reading; the ZMTP gate resets it
+/// once it has stopped reading for the stall timeout (the channel's
+/// `handshake_timeout`, 1 s here), and zeromq drops what it queued for it.
+/// Its jobs then go nowhere: 100 more (each sealed: about 0.2 s apiece in
+/// a debug build) grow the process by a few MiB (same bound).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_minion_is_reported_busy_without_growing_the_masters_memory() {
+async fn a_stalled_minion_is_reported_without_growing_the_masters_memory() {
     for listen in ["tcp://127.0.0.1:0", "ws://127.0.0.1:0/sealrpc"] {
         stalled_minion_on(listen).await;
+    }
+    stalled_minion_on_zmq().await;
+}
+
+type Task = tokio::task::JoinHandle<Result<(), Error>>;
+
+/// A running master on one transport, and a registered minion `healthy`
+/// that returns every `sink` job at once.
+struct WithHealthy {
+    url: String,
+    jobs: MasterHandle,
+    master: (oneshot::Sender<()>, Task),
+    minion: (oneshot::Sender<()>, Task),
+}
+
+impl WithHealthy {
+    async fn start(listen: &str, cfg: &ChannelConfig) -> WithHealthy {
+        let opts = MasterOptions::default();
+        let master = Master::bind(&[listen], Router::new(), cfg.clone(), opts)
+            .await
+            .expect("bind");
+        let url = master.local_urls().expect("urls").remove(0);
+        let jobs = master.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let master = (
+            stop,
+            tokio::spawn(master.run(async {
+                let _ = stopped.await;
+            })),
+        );
+        let healthy = Router::new().route("sink", |_req| async {
+            Ok::<_, HandlerError>(Bytes::from_static(&[0xc3]))
+        });
+        let opts = MinionOptions::default();
+        let minion = Minion::new(&url, "healthy", healthy, cfg.clone(), opts).expect("minion");
+        let mut ready = minion.ready();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let minion = (
+            stop,
+            tokio::spawn(minion.run(async {
+                let _ = stopped.await;
+            })),
+        );
+        guard("the healthy minion registers", ready.wait_for(|r| *r))
+            .await
+            .expect("ready");
+        WithHealthy {
+            url,
+            jobs,
+            master,
+            minion,
+        }
+    }
+
+    async fn stop(self) {
+        for (what, (stop, task)) in [("the minion", self.minion), ("the master", self.master)] {
+            let _ = stop.send(());
+            guard(what, task).await.expect("join").expect(what);
+        }
     }
 }
 
@@ -363,43 +433,11 @@ async fn stalled_minion_on(listen: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut cfg = ChannelConfig::new(Key::generate());
     cfg.timeout = GUARD;
-    let master = Master::bind(
-        &[listen],
-        Router::new(),
-        cfg.clone(),
-        MasterOptions::default(),
-    )
-    .await
-    .expect("bind");
-    let url = master.local_urls().expect("urls").remove(0);
-    let jobs = master.handle();
-    let (stop_master, master_stop) = oneshot::channel::<()>();
-    let master_task = tokio::spawn(master.run(async {
-        let _ = master_stop.await;
-    }));
-
-    let healthy = Router::new().route("sink", |_req| async {
-        Ok::<_, HandlerError>(Bytes::from_static(&[0xc3]))
-    });
-    let minion = Minion::new(
-        &url,
-        "healthy",
-        healthy,
-        cfg.clone(),
-        MinionOptions::default(),
-    )
-    .expect("minion");
-    let mut ready = minion.ready();
-    let (stop_minion, minion_stop) = oneshot::channel::<()>();
-    let minion_task = tokio::spawn(minion.run(async {
-        let _ = minion_stop.await;
-    }));
-    guard("the healthy minion registers", ready.wait_for(|r| *r))
-        .await
-        .expect("ready");
+    let h = WithHealthy::start(listen, &cfg).await;
+    let jobs = &h.jobs;
     // The stalled minion: registered, then its queue of jobs (one deep) is
     // never read, so its connection stops reading after two jobs.
-    let (stalled, _never_read) = Client::connect_with_publishes(&url, cfg.clone(), 1)
+    let (stalled, _never_read) = Client::connect_with_publishes(&h.url, cfg.clone(), 1)
         .await
         .expect("connect");
     let _: Welcome = stalled
@@ -492,16 +530,110 @@ async fn stalled_minion_on(listen: &str) {
     );
 
     drop(stalled);
-    let _ = stop_minion.send(());
-    guard("the minion stops", minion_task)
+    h.stop().await;
+}
+
+/// (b) on ZeroMQ: see the test.
+async fn stalled_minion_on_zmq() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    const STALL: Duration = Duration::from_secs(1);
+    let mut cfg = ChannelConfig::new(Key::generate());
+    cfg.timeout = GUARD;
+    cfg.handshake_timeout = STALL;
+    let h = WithHealthy::start("zmq://127.0.0.1:0", &cfg).await;
+    let jobs = &h.jobs;
+    // The stalled minion: registers, subscribes with a raw socket, sees
+    // its probe (the master re-sends it until confirmed: the subscription
+    // is live), confirms, and never reads again.
+    let stalled = Client::connect(&h.url, cfg.clone()).await.expect("connect");
+    let id = "stalled".to_owned();
+    let welcome: Welcome = stalled
+        .call_value(job::HELLO, &Hello { id: id.clone() })
         .await
-        .expect("join")
-        .expect("minion");
-    let _ = stop_master.send(());
-    guard("the master stops", master_task)
+        .expect("hello");
+    let port = welcome.publish_port.expect("a PUB port");
+    let token = welcome.probe.expect("a probe");
+    let topics: [&[u8]; 2] = [b"*\0", b"m:stalled\0"];
+    let mut sub = zmtp::RawSub::connect(([127, 0, 0, 1], port).into(), &topics).await;
+    assert!(sub.saw_message(GUARD).await, "no probe");
+    let ready = job::Ready { id, token };
+    let () = stalled.call_value(job::READY, &ready).await.expect("ready");
+    guard("both minions registered", jobs.wait_for_minions(2)).await;
+
+    let body = Bytes::from(vec![5u8; MIB]);
+    let before = rss();
+    // Fill: jobs for it alone (nobody returns them: a short timeout) until
+    // the gate resets its subscriber.
+    let started = Instant::now();
+    let reset = sub.reset();
+    tokio::pin!(reset);
+    let mut fills = 0;
+    let (cut_after, error) = loop {
+        if let Some(e) = futures::FutureExt::now_or_never(&mut reset) {
+            break (started.elapsed(), e);
+        }
+        assert!(
+            started.elapsed() < STALL * 10,
+            "never cut: {fills} jobs of 1 MiB, RSS +{:.1} MiB",
+            mib(rss().saturating_sub(before))
+        );
+        let r = jobs
+            .publish("stalled", "sink", body.clone(), Duration::from_millis(50))
+            .await
+            .expect("publish");
+        assert_eq!(r.missing, ["stalled"], "{r:?}");
+        assert!(r.undelivered.is_empty(), "{r:?}");
+        fills += 1;
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(
+        cut_after >= STALL,
+        "cut before the stall timeout: {cut_after:?}"
+    );
+    let backed_up = rss();
+
+    // Jobs for both: the healthy minion returns each, the stalled one is
+    // missing at the timeout, never undelivered.
+    for i in 0..3 {
+        let r = guard(
+            "a job for both",
+            jobs.publish("*", "sink", body.clone(), 2 * STALL),
+        )
         .await
-        .expect("join")
-        .expect("master");
+        .expect("publish");
+        assert!(r.returns["healthy"].ok, "job {i}: {r:?}");
+        assert_eq!(r.missing, ["stalled"], "job {i}: {r:?}");
+        assert!(r.undelivered.is_empty(), "job {i}: {r:?}");
+    }
+    // Jobs for it alone: zeromq has no subscriber for them left.
+    let at = Instant::now();
+    for i in 0..100 {
+        let r = jobs
+            .publish("stalled", "sink", body.clone(), Duration::from_millis(10))
+            .await
+            .expect("publish");
+        assert_eq!(r.missing, ["stalled"], "job {i}: {r:?}");
+        assert!(
+            r.returns.is_empty() && r.undelivered.is_empty(),
+            "job {i}: {r:?}"
+        );
+    }
+    let took = at.elapsed();
+    let grew = rss().saturating_sub(backed_up);
+    eprintln!(
+        "stalled ZeroMQ minion: its subscriber reset after {cut_after:?} ({fills} jobs of \
+         1 MiB, RSS +{:.1} MiB); 3 jobs for both, then 100 for it alone in {took:?} \
+         (10 ms timeouts), reported missing: RSS +{:.1} MiB",
+        mib(backed_up.saturating_sub(before)),
+        mib(grew)
+    );
+    assert!(
+        grew < 32 * MIB,
+        "103 MiB of jobs for a stalled minion grew memory by {:.1} MiB",
+        mib(grew)
+    );
+    drop(stalled);
+    h.stop().await;
 }
 
 /// What the `hold` handler saw: each call's tag, and whether the gate was

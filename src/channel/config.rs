@@ -30,6 +30,9 @@ pub struct ChannelConfig {
     /// `None` = shared-key mode (benchmarks, simple setups).
     pub identity: Option<super::Identity>,
     /// Longest a handshake may take (a peer that stalls it is dropped).
+    /// On a ZeroMQ server (ROUTER and the master's PUB) also how long an
+    /// accepted peer may stop reading what is sent to it before it is cut
+    /// (`sealrpc_zmq::ZmqConfig::stall_timeout`).
     pub handshake_timeout: Duration,
     /// Attempts per call (client side), as Salt's `tries`: with more than
     /// one, a call whose connection fails, or that gets no reply within

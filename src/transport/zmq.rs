@@ -46,10 +46,13 @@ pub(crate) fn config(max_frame: usize) -> ZmqConfig {
 }
 
 /// As [`config`], for a bound socket (ROUTER, PUB) whose accepted peers'
-/// ZMTP handshakes may take `handshake_timeout`.
+/// ZMTP handshakes may take `handshake_timeout`, and which may stop
+/// reading for as long before the ZMTP gate cuts them: the channel's one
+/// bound on a peer that holds the server without making progress.
 pub(crate) fn server_config(max_frame: usize, handshake_timeout: std::time::Duration) -> ZmqConfig {
     ZmqConfig {
         handshake_timeout,
+        stall_timeout: handshake_timeout,
         ..config(max_frame)
     }
 }

@@ -13,14 +13,26 @@
 //! greeting and the first command (READY), and for a ROUTER the first
 //! message, have not arrived within the handshake timeout.
 //!
+//! What zeromq sends the peer is relayed by [`outbound`], which cuts a peer
+//! that stops reading: zeromq 0.7 would otherwise queue for it without
+//! bound (and, on a ROUTER, hold up its other peers once that queue is
+//! full). A chunk (up to 8 KiB) the peer's socket has not taken within the
+//! stall timeout ends the connection with a reset: zeromq sees it close
+//! and drops that peer's queue, and the kernel drops what it held for the
+//! peer. So a stalled peer costs zeromq at most what is sent to it in one
+//! stall timeout (beyond the kernel's socket buffers). A peer that keeps
+//! reading, however slowly (a chunk per stall timeout), is not cut.
+//!
 //! Costs: one more loopback hop per connection (measured in the README's
 //! Performance section), and the loopback port is reachable by local
 //! processes, which bypass the gate (as they could reach zeromq before).
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 /// The largest command (READY with its properties, SUBSCRIBE, PING).
 pub const MAX_COMMAND: u64 = 64 * 1024;
@@ -229,6 +241,9 @@ pub(crate) struct GatePolicy {
     /// Whether the first message is part of the handshake (ROUTER: a
     /// sealrpc peer speaks first; PUB: a subscriber may stay silent).
     pub first_message: bool,
+    /// How long the peer's socket may leave a chunk of what zeromq sends
+    /// it untaken (the peer stopped reading) before the peer is cut.
+    pub stall_timeout: Duration,
 }
 
 /// The gate's accept loop; dropping it (aborting) cuts every relayed
@@ -272,12 +287,19 @@ pub(crate) async fn front(
     Ok(Gate { task, addr })
 }
 
-/// Bytes read from a peer at once (per connection, while it is read).
+/// Bytes relayed at once, each way (a buffer per direction per connection).
 const CHUNK: usize = 8 * 1024;
 
+/// `now + d`, or a far future (30 years) if that overflows.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86400))
+}
+
 async fn relay(peer: TcpStream, inner: SocketAddr, policy: GatePolicy) {
-    let deadline = tokio::time::Instant::now() + policy.handshake_timeout;
-    let (mut peer_r, mut peer_w) = peer.into_split();
+    let deadline = after(policy.handshake_timeout);
+    let (mut peer_r, peer_w) = peer.into_split();
     // zeromq is only reached once the peer has sent something that passes
     // (every ZMTP peer starts with its signature): a connection that sends
     // nothing, or garbage, never costs zeromq anything, and a bare TCP
@@ -324,11 +346,62 @@ async fn relay(peer: TcpStream, inner: SocketAddr, policy: GatePolicy) {
             }
         }
     };
-    let outbound = tokio::io::copy(&mut zmq_r, &mut peer_w);
+    let outbound = outbound(&mut zmq_r, &peer_w, policy.stall_timeout);
     // Either side ending ends both: the halves are dropped, the sockets close.
     tokio::select! {
         () = inbound => {}
-        _ = outbound => {}
+        end = outbound => if end == Outbound::Stalled {
+            // Closed with a reset: what the kernel still holds for the peer
+            // is dropped now, not kept while it is retried to a peer that
+            // does not read.
+            let _ = peer_w.as_ref().set_zero_linger();
+        }
+    }
+}
+
+/// How the zeromq→peer direction ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outbound {
+    /// zeromq closed, or a socket failed.
+    Ended,
+    /// The peer's socket took no chunk within the stall timeout.
+    Stalled,
+}
+
+/// Relays what zeromq sends to the peer, a chunk at a time through one
+/// buffer. Each write is tried at once, so a peer that keeps up costs no
+/// timer; the stall clock starts when the peer's socket is full (its
+/// buffers hold all they may: the peer is not reading) and must not reach
+/// `stall` before the rest of the chunk is taken.
+///
+/// Nothing is read ahead from zeromq meanwhile: the loopback connection's
+/// kernel buffers already do that, and more room would only hold more for
+/// a peer that does not read.
+async fn outbound(zmq_r: &mut OwnedReadHalf, peer_w: &OwnedWriteHalf, stall: Duration) -> Outbound {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match zmq_r.read(&mut buf).await {
+            Ok(0) | Err(_) => return Outbound::Ended,
+            Ok(n) => n,
+        };
+        let mut sent = 0;
+        let mut deadline = None;
+        while sent < n {
+            match peer_w.try_write(&buf[sent..n]) {
+                Ok(0) => return Outbound::Ended,
+                Ok(k) => sent += k,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let at = *deadline.get_or_insert_with(|| after(stall));
+                    match tokio::time::timeout_at(at, peer_w.writable()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Outbound::Ended,
+                        Err(_) => return Outbound::Stalled,
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Outbound::Ended,
+            }
+        }
     }
 }
 

@@ -48,6 +48,12 @@
 //!   on a ROUTER, first message) have not arrived within
 //!   [`ZmqConfig::handshake_timeout`] (zeromq alone holds a peer that
 //!   connects and sends nothing forever).
+//! - **Stalled peers.** The gate also relays what zeromq sends each peer of
+//!   a bound socket, and cuts (TCP reset) a peer whose socket has not
+//!   taken a chunk of it (up to 8 KiB) within [`ZmqConfig::stall_timeout`]
+//!   of filling up: zeromq then drops what it queued for that peer. Without it zeromq queues for
+//!   a peer that stops reading without bound. A peer that reads slowly but
+//!   keeps reading (a chunk per stall timeout) is not cut.
 //! - **Inbound queue bound.** Each connection has a bounded queue of
 //!   [`ZmqConfig::queue`] frames between the socket task and its reader.
 //!   - Client: when it is full the task **stops pulling** from the DEALER, so
@@ -103,9 +109,11 @@
 //!   before its subscriptions do ("slow joiner": re-publish a probe until
 //!   it is seen). zeromq's 100,000-message fanout queue also drops when
 //!   full.
-//! - **No memory bound for a slow subscriber** in zeromq's PUB: its
-//!   per-subscriber queue is meant to drop past 100,000 messages but in
-//!   fact never does (it sends through a fresh sender clone each time).
+//! - **A slow subscriber's memory is bounded by time only.** zeromq's PUB
+//!   queue per subscriber is meant to drop past 100,000 messages but in
+//!   fact never does (it sends through a fresh sender clone each time); a
+//!   subscriber that stops reading is cut at the stall timeout, so it
+//!   holds what is published to it in that time.
 //! - **SUB reconnects by itself** when the publisher restarts, and
 //!   re-sends its subscriptions; nothing is reported, messages published
 //!   meanwhile are lost. A bad inbound message (size, shape) is skipped
@@ -120,7 +128,8 @@
 //!   messages per peer internally (fixed, not configurable: there is no
 //!   HWM). Our bounded queue sits above it. On the server, the task waits when
 //!   one peer's zeromq queue is full, which then holds up sending to every
-//!   peer; reaching that needs a peer that stops reading for 100,000 frames.
+//!   peer; reaching that needs a peer that stops reading for 100,000 frames
+//!   and is not cut first (stall timeout), or reads a little at a time.
 //! - **Monitor overflow.** zeromq drops monitor events when its 1024-event
 //!   channel is full. A lost `Disconnected` event would leave that virtual
 //!   connection open until the listener is dropped. The task drains the
@@ -215,6 +224,9 @@ impl From<zeromq::ZmqError> for ZmqError {
 /// Default bound of the ZMTP handshake of an accepted connection.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default time an accepted peer may stop reading before it is cut.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Transport settings.
 #[derive(Clone, Debug)]
 pub struct ZmqConfig {
@@ -228,6 +240,13 @@ pub struct ZmqConfig {
     /// accepted by a bound socket (ROUTER, PUB) may take; a peer that has
     /// not finished it by then is disconnected.
     pub handshake_timeout: Duration,
+    /// How long a peer of a bound socket (ROUTER, PUB) may stop reading
+    /// what is sent to it: a peer whose socket has not taken a chunk (up
+    /// to 8 KiB) within it is disconnected (with a TCP reset), and
+    /// zeromq drops what it queued for it. zeromq queues for a peer that
+    /// does not read without bound until then, so this bounds that memory
+    /// to what is sent to the peer in this time (see [`gate`]).
+    pub stall_timeout: Duration,
 }
 
 impl Default for ZmqConfig {
@@ -236,6 +255,7 @@ impl Default for ZmqConfig {
             max_frame: DEFAULT_MAX_FRAME,
             queue: DEFAULT_QUEUE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -250,12 +270,14 @@ impl ZmqConfig {
     /// the limit reach our own check, which reports it as
     /// [`ZmqError::TooLarge`]; beyond it the peer is cut unread), and the
     /// ZMTP handshake (and, with `first_message`, the first message) must
-    /// arrive within `handshake_timeout`.
+    /// arrive within `handshake_timeout`, and a peer that stops reading is
+    /// cut at `stall_timeout`.
     fn gate_policy(&self, first_message: bool) -> gate::GatePolicy {
         gate::GatePolicy {
             max_message: (self.max_frame as u64).saturating_mul(2),
             handshake_timeout: self.handshake_timeout,
             first_message,
+            stall_timeout: self.stall_timeout,
         }
     }
 }

@@ -30,14 +30,15 @@
 //!   after its TCP connection, processed by a zeromq task of their own:
 //!   messages published in between are not sent to it. Wait for a
 //!   subscriber by re-publishing a probe until it sees one.
-//! - **No memory bound per slow subscriber.** zeromq gives each subscriber a
-//!   100,000-message queue meant to drop when full, but it sends through a
-//!   fresh clone of the queue's sender every time, and a fresh clone of a
-//!   `futures` bounded sender always has room: nothing is ever dropped
-//!   there, and a subscriber that stops reading (its TCP window closed)
-//!   makes the publisher's memory grow with every message published. Our
-//!   bounded queue limits only what waits for the task, not what zeromq
-//!   holds after it.
+//! - **Memory per slow subscriber is bounded by time, not size.** zeromq
+//!   gives each subscriber a 100,000-message queue meant to drop when
+//!   full, but it sends through a fresh clone of the queue's sender every
+//!   time, and a fresh clone of a `futures` bounded sender always has
+//!   room: nothing is ever dropped there. A subscriber that stops reading
+//!   (its TCP window closed) makes that queue grow with every message
+//!   published to it until the gate cuts it, at
+//!   [`ZmqConfig::stall_timeout`] (`gate.rs`); zeromq then drops the queue.
+//!   Our bounded queue limits only what waits for the task.
 //! - **Size.** [`ZmqConfig::max_frame`] bounds each frame (topic and
 //!   payload), checked before queueing: [`ZmqError::TooLarge`], and the
 //!   publisher stays usable.

@@ -16,7 +16,8 @@
 //! The task reserves room in the channel ([`ZmqConfig::queue`] results)
 //! *before* taking a message from zeromq, so a reader that stops reading
 //! stops the pulling, and TCP pushes back on the publisher (whose zeromq
-//! then queues for us without bound: see the publisher's limits).
+//! then queues for us, until its gate cuts us at its stall timeout and our
+//! zeromq reconnects: see the publisher's limits).
 //!
 //! # Limits (zeromq 0.7)
 //!
