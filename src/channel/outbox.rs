@@ -197,7 +197,7 @@ impl Outbox {
             // 2.5x the throughput with 64 calls in flight, for about 1 µs
             // more latency with one; skipping the yield after a batch of
             // one frame keeps the writer in that one-by-one regime).
-            tokio::task::yield_now().await;
+            cork().await;
             let closed = {
                 let mut st = self.lock();
                 std::mem::swap(&mut st.buf, &mut spare);
@@ -223,4 +223,23 @@ impl Outbox {
             }
         }
     }
+}
+
+/// Lets every task that is ready now run before this one goes on: it
+/// wakes itself and returns `Pending` once, and tokio queues a task that
+/// woke itself behind the others (not in the LIFO slot). Unlike
+/// `tokio::task::yield_now`, which defers the task until the scheduler has
+/// also polled the IO driver, this costs no `epoll_wait` per batch
+/// (measured: one extra syscall per round trip with one call in flight).
+async fn cork() {
+    let mut woken = false;
+    std::future::poll_fn(|cx| {
+        if woken {
+            return std::task::Poll::Ready(());
+        }
+        woken = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
