@@ -147,6 +147,8 @@ fn alert_message(code: u8) -> String {
         3 => "the peer did not accept our identity (a minion key pending, rejected or \
               denied on the master: see `sealrpc key list`; or a failed handshake)"
             .to_owned(),
+        4 => "the peer is shutting down (alert 4): requests it had not answered were not run"
+            .to_owned(),
         2 => "the peer refused our envelope as malformed or too large (alert 2); see the peer's log"
             .to_owned(),
         c => format!(

@@ -8,6 +8,7 @@ use super::waiting::Waiting;
 use crate::error::{Error, WireError};
 use crate::transport::{self, Endpoint, FrameRecv};
 use crate::wire::envelope::unix_ms;
+use crate::wire::header::AlertCode;
 use crate::wire::load::{self, ReplyLoad, ReplyStatus};
 use crate::wire::{Kind, Opener, Sealer, SealerLimits, SessionRegistry};
 use std::net::SocketAddr;
@@ -134,6 +135,9 @@ async fn read_loop(
         };
         let opened = match opener.open(&mut frame, unix_ms()) {
             Ok(o) => o,
+            // The server is shutting down, and every reply it sent came
+            // before this: a clean close (calls still waiting were not run).
+            Err(WireError::PeerAlert(code)) if code == AlertCode::GoingAway as u8 => break None,
             Err(e) => break Some(e),
         };
         let frame = frame.freeze();

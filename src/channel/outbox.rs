@@ -185,9 +185,20 @@ impl Outbox {
         self.drained.notify_waiters();
     }
 
-    /// Writes batches until closed (then flushes and shuts the socket's
-    /// write side) or until the socket fails.
-    pub(crate) async fn run_writer<W: FrameSend>(self: Arc<Self>, mut writer: W) {
+    /// Writes batches until closed (then flushes and closes the transport)
+    /// or until the socket fails.
+    pub(crate) async fn run_writer<W: FrameSend>(self: Arc<Self>, writer: W) {
+        if let Some(writer) = self.write_until_closed(writer).await {
+            writer.close().await;
+        }
+    }
+
+    /// Writes batches until closed, then flushes and returns the transport
+    /// open (the caller closes it); `None` if the socket failed.
+    pub(crate) async fn write_until_closed<W: FrameSend>(
+        self: Arc<Self>,
+        mut writer: W,
+    ) -> Option<W> {
         let mut spare = BytesMut::new();
         loop {
             // Cork: let every task that is ready now (callers, handlers)
@@ -208,14 +219,13 @@ impl Outbox {
                 if let Err(e) = writer.send_batch(&mut spare).await {
                     tracing::debug!("write failed: {e}");
                     self.close();
-                    return;
+                    return None;
                 }
                 self.lock().writing = 0;
                 self.drained.notify_waiters();
             }
             if closed {
-                writer.close().await;
-                return;
+                return Some(writer);
             }
             let empty = self.lock().buf.is_empty();
             if empty {

@@ -269,7 +269,7 @@ async fn connection(
     let outbox = Outbox::new(Sealer::new(key, random_salt()), cfg.max_frame);
     // Aborted if this task is (at the end of the shutdown grace period):
     // a writer stuck on a peer that stopped reading must not outlive it.
-    let mut writer_task = AbortOnDrop(tokio::spawn(outbox.clone().run_writer(writer)));
+    let mut writer_task = AbortOnDrop(tokio::spawn(outbox.clone().write_until_closed(writer)));
     let mut opener = Opener::new(
         keyring,
         shared.registry.clone(),
@@ -368,16 +368,50 @@ async fn connection(
         conn.retried.shutdown().await;
     }
     shared.busy.report(&mut busy, 0);
-    outbox.close();
+    // Shutting down with the peer still there: say so after the last reply.
+    let goodbye = peer_alive && !aborting;
+    if goodbye {
+        outbox.alert_and_close(&alert_frame(AlertCode::GoingAway));
+    } else {
+        outbox.close();
+    }
     if !aborting {
         // Replies still queued are written, unless the grace period ends
         // first (a peer that does not read must not hold up the shutdown).
+        let aborted = async {
+            let _ = phase.wait_for(|p| *p == Phase::Aborting).await;
+        };
+        tokio::pin!(aborted);
         tokio::select! {
-            _ = &mut writer_task.0 => {}
-            _ = phase.wait_for(|p| *p == Phase::Aborting) => {}
+            written = &mut writer_task.0 => if let Ok(Some(writer)) = written {
+                if goodbye {
+                    tokio::select! {
+                        () = peer_closes(&mut reader) => {}
+                        () = &mut aborted => {}
+                    }
+                }
+                writer.close().await;
+            },
+            () = &mut aborted => {}
         }
     }
     conn.opener.close(unix_ms());
+}
+
+/// How long a server that is shutting down waits for a peer to close the
+/// connection after its last reply and the going-away alert.
+const GOODBYE_WAIT: Duration = Duration::from_secs(1);
+
+/// Completes when the peer has closed the connection (requests it sends
+/// meanwhile are not run: they were sent after the going-away alert was
+/// on its way), or after [`GOODBYE_WAIT`]. The server closes only then:
+/// a transport may report a close ahead of frames it has not delivered
+/// yet (zeromq's DEALER drops what it buffered for a peer that
+/// disconnects), so the peer closing first is what makes the last replies
+/// arrive.
+async fn peer_closes(reader: &mut impl FrameRecv) {
+    let closed = async { while let Ok(Some(_)) = reader.recv().await {} };
+    let _ = tokio::time::timeout(GOODBYE_WAIT, closed).await;
 }
 
 /// The next connection on any listener (each `accept` is cancel-safe).

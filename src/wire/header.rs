@@ -120,6 +120,10 @@ pub enum AlertCode {
     /// minion key pending, rejected or denied; a master key that does not
     /// match the pin) or the handshake itself failed.
     NotAuthorized = 3,
+    /// The server is shutting down: every reply it sent on this connection
+    /// precedes this frame, and no request after them was run. The peer
+    /// should close the connection (the server waits for that, briefly).
+    GoingAway = 4,
 }
 
 /// The 5-byte alert frame for `code`.
