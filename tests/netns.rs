@@ -1,10 +1,11 @@
 //! Real network hops: the server (or master) runs in another network
-//! namespace, joined to the test's by a veth pair that loses packets (and
-//! delays them where the kernel has `tc netem`), with a blackout in the
+//! namespace, joined to the test's by a veth pair that loses and delays
+//! packets (`tc netem`; without it, nftables and a `tc tbf` bottleneck:
+//! see `support/netns.rs`), with a blackout in the
 //! middle of the run. Calls and jobs complete, a retried call never runs
 //! its handler twice, and the outcomes match the requests exactly.
 //!
-//! Needs root, `ip` and nftables (or tc netem); runs with `SEALRPC_NETNS=1`
+//! Needs root, `ip`, `tc`, and nftables (or tc netem); runs with `SEALRPC_NETNS=1`
 //! (`.ci/run` sets it), see README, Reliability.
 mod support;
 
@@ -113,12 +114,15 @@ async fn calls_have_exactly_one_outcome_and_one_run(scheme: &str) {
         .expect("connect across the veth");
     let done = watch::Sender::new(0usize);
     let blackout = blackout_midway(&ns, &done);
+    let took = std::sync::Mutex::new(Vec::new());
     let outcomes: Vec<(u64, Result<u64, String>)> = futures::stream::iter(0..CALLS)
         .map(|n| {
-            let (client, done) = (client.clone(), &done);
+            let (client, done, took) = (client.clone(), &done, &took);
             async move {
                 let body = Bytes::from(rmp_serde::to_vec(&n).expect("encode"));
+                let start = std::time::Instant::now();
                 let r = client.call("count", body).await;
+                took.lock().expect("took").push(start.elapsed());
                 done.send_modify(|d| *d += 1);
                 let r = r
                     .map_err(|e| e.to_string())
@@ -132,17 +136,23 @@ async fn calls_have_exactly_one_outcome_and_one_run(scheme: &str) {
     guard("blackout task", blackout).await.expect("blackout");
     let runs = runs.lock().expect("runs").clone();
     let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+    let mut took = took.into_inner().expect("took");
+    took.sort_unstable();
     eprintln!(
         "{scheme}: {} calls over {}, {} retries sent, {} packets dropped by nftables; \
-         outcomes {}, ok {}, failed {}, handler runs {}",
+         {} packets held back by the bottleneck; outcomes {}, ok {}, failed {}, \
+         handler runs {}; call time p50 {:?}, p90 {:?}",
         CALLS,
         ns.impairment,
         client.retries_sent(),
         ns.dropped(),
+        ns.held_back(),
         outcomes.len(),
         outcomes.len() - failed.len(),
         failed.len(),
         runs.values().sum::<u32>(),
+        took[took.len() / 2],
+        took[took.len() * 9 / 10],
     );
     // Exactly one outcome per request, each the reply to its own request.
     assert_eq!(outcomes.len() as u64, CALLS);
@@ -217,9 +227,11 @@ async fn jobs_reach_every_minion_once() {
     }
     let runs = runs.lock().expect("runs").clone();
     eprintln!(
-        "jobs: {JOBS} jobs to 3 minions over {}, {} packets dropped by nftables, {} runs",
+        "jobs: {JOBS} jobs to 3 minions over {}, {} packets dropped by nftables, \
+         {} held back by the bottleneck, {} runs",
         ns.impairment,
         ns.dropped(),
+        ns.held_back(),
         runs.values().sum::<u32>()
     );
     assert_eq!(runs.len() as u64, 3 * JOBS);
