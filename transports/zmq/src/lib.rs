@@ -59,9 +59,10 @@
 //!   - Client: when it is full the task **stops pulling** from the DEALER, so
 //!     TCP pushes back on the server. Nothing is dropped.
 //!   - Server: one ROUTER socket serves every peer and cannot stop reading
-//!     one peer alone, so a peer whose queue is full is **dropped with a typed
-//!     error**: its reader gets the frames already queued, then
-//!     [`ZmqError::QueueFull`], and the peer is disconnected. A caller that
+//!     one peer alone, so a peer whose queue is full (`queue` frames, or
+//!     `queue_bytes` bytes) is **dropped with a typed error**: its reader
+//!     gets the frames already queued, then [`ZmqError::QueueFull`] or
+//!     [`ZmqError::QueueBytesFull`], and the peer is disconnected. A caller that
 //!     stops reading at some number of requests in flight (sealrpc's
 //!     channel does) should set `queue` above that number.
 //! - **Ends.** ZMTP has no close handshake; a TCP close is the only end
@@ -169,6 +170,9 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Default bound of each per-connection queue, in frames.
 pub const DEFAULT_QUEUE: usize = 1024;
 
+/// Default bound of a server peer's inbound queue, in bytes.
+pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Transport failures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -180,6 +184,10 @@ pub enum ZmqError {
     /// filled its queue: it was disconnected.
     #[error("the peer filled its {limit}-frame queue and was disconnected")]
     QueueFull { limit: usize },
+    /// A server peer sent more bytes than its reader took, past the byte
+    /// bound of its queue: it was disconnected.
+    #[error("the peer filled its {limit}-byte queue and was disconnected")]
+    QueueBytesFull { limit: usize },
     /// The peer broke the expected shape: a multipart message where one
     /// frame was expected.
     #[error("zeromq protocol error: {0}")]
@@ -204,6 +212,7 @@ impl ZmqError {
                 max: *max,
             },
             ZmqError::QueueFull { limit } => ZmqError::QueueFull { limit: *limit },
+            ZmqError::QueueBytesFull { limit } => ZmqError::QueueBytesFull { limit: *limit },
             ZmqError::Protocol(s) => ZmqError::Protocol(s.clone()),
             ZmqError::Closed => ZmqError::Closed,
             ZmqError::Io(e) => ZmqError::Io(std::io::Error::new(e.kind(), e.to_string())),
@@ -247,6 +256,11 @@ pub struct ZmqConfig {
     /// does not read without bound until then, so this bounds that memory
     /// to what is sent to the peer in this time (see [`gate`]).
     pub stall_timeout: Duration,
+    /// Bound of a server peer's inbound queue in bytes, as `queue` bounds
+    /// it in frames (at least `max_frame`): one ROUTER reads every peer and
+    /// cannot push back on one, so a peer whose queued frames would pass
+    /// this is dropped with [`ZmqError::QueueBytesFull`].
+    pub queue_bytes: usize,
 }
 
 impl Default for ZmqConfig {
@@ -256,6 +270,7 @@ impl Default for ZmqConfig {
             queue: DEFAULT_QUEUE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }
@@ -263,6 +278,10 @@ impl Default for ZmqConfig {
 impl ZmqConfig {
     fn queue(&self) -> usize {
         self.queue.max(1)
+    }
+
+    fn queue_bytes(&self) -> usize {
+        self.queue_bytes.max(self.max_frame)
     }
 
     /// The gate in front of a bound socket (see [`gate`]): a message may

@@ -1,6 +1,6 @@
 //! The socket tasks: one owns a client's DEALER, one owns a server's
 //! ROUTER and demultiplexes it into virtual connections.
-use crate::shared::{connection, Cmd, ConnKey, End, Op, Parts};
+use crate::shared::{connection, Cmd, ConnKey, End, Op, Parts, State};
 use crate::{ZmqConfig, ZmqError, ZmqReader, ZmqWriter};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -75,7 +75,7 @@ async fn run_client(
             event = monitor.next() => match event {
                 Some(SocketEvent::Disconnected(_)) | None => {
                     if reading {
-                        deliver_queued(&mut socket, &frames, permit.take(), max_frame).await;
+                        deliver_queued(&mut socket, &frames, &state, permit.take(), max_frame).await;
                     }
                     break End::Disconnected;
                 }
@@ -110,6 +110,7 @@ async fn run_client(
                     Err(e) => break End::Failed(e),
                 };
                 if let Some(p) = permit.take() {
+                    state.queue_bytes(payload.len());
                     p.send(payload);
                 }
             }
@@ -127,6 +128,7 @@ async fn run_client(
 async fn deliver_queued(
     socket: &mut DealerSocket,
     frames: &mpsc::Sender<BytesMut>,
+    state: &State,
     mut permit: Option<mpsc::Permit<'_, BytesMut>>,
     max_frame: usize,
 ) {
@@ -141,7 +143,10 @@ async fn deliver_queued(
         // Polled once: only what is already queued.
         match tokio::time::timeout(std::time::Duration::ZERO, socket.recv()).await {
             Ok(Ok(msg)) => match single_frame(msg, max_frame) {
-                Ok(payload) => p.send(payload),
+                Ok(payload) => {
+                    state.queue_bytes(payload.len());
+                    p.send(payload);
+                }
                 Err(_) => return,
             },
             _ => return,
@@ -391,15 +396,26 @@ impl<S: Kick> Router<S> {
         let Some(peer) = self.peers.get(&identity) else {
             return;
         };
+        let (len, state) = (payload.len(), peer.parts.state.clone());
+        if state.queue_bytes(len) > self.cfg.queue_bytes() {
+            state.unqueue_bytes(len);
+            let limit = self.cfg.queue_bytes();
+            return self.drop_peer(
+                &identity,
+                End::Failed(ZmqError::QueueBytesFull { limit }),
+                true,
+            );
+        }
         match peer.parts.frames.try_send(to_mut(payload)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                state.unqueue_bytes(len);
                 let limit = self.cfg.queue();
                 self.drop_peer(&identity, End::Failed(ZmqError::QueueFull { limit }), true);
             }
             // The reader was dropped, the writer may still be in use: like
             // a socket whose read side nobody reads, inbound is discarded.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => state.unqueue_bytes(len),
         }
     }
 

@@ -39,7 +39,10 @@ impl ZmqReader {
     /// Cancel-safe: it only waits on a channel.
     pub async fn recv(&mut self) -> Result<Option<BytesMut>, ZmqError> {
         match self.frames.recv().await {
-            Some(frame) => Ok(Some(frame)),
+            Some(frame) => {
+                self.state.unqueue_bytes(frame.len());
+                Ok(Some(frame))
+            }
             None => self.state.read_end(),
         }
     }

@@ -2,6 +2,7 @@
 //! state, the key naming the connection, and the commands writers send.
 use crate::ZmqError;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,6 +30,8 @@ pub(crate) enum End {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     end: Mutex<Option<End>>,
+    /// Bytes of the frames queued for the reader (server peers).
+    queued: AtomicUsize,
 }
 
 impl State {
@@ -38,6 +41,16 @@ impl State {
         if slot.is_none() {
             *slot = Some(end);
         }
+    }
+
+    /// Counts `len` more bytes queued; returns the new total.
+    pub(crate) fn queue_bytes(&self, len: usize) -> usize {
+        self.queued.fetch_add(len, Ordering::Relaxed) + len
+    }
+
+    /// `len` bytes left the queue (read, or never queued after all).
+    pub(crate) fn unqueue_bytes(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
     }
 
     /// What the reader returns once its queue is empty and closed.

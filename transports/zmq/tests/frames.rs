@@ -471,6 +471,50 @@ async fn a_client_receiving_a_frame_over_its_limit_fails_with_too_large() {
 
 // ---------------------------------------------------------------- queue bound
 
+/// The byte bound of a server peer's queue: frames the reader took no
+/// longer count, and a peer that queues past it is dropped with the typed
+/// error (one ROUTER reads every peer: there is no pushing back on one).
+#[tokio::test]
+async fn a_server_peer_that_queues_too_many_bytes_is_dropped_with_queue_bytes_full() {
+    let c = ZmqConfig {
+        queue_bytes: 4000,
+        ..cfg(1000, 64)
+    };
+    let l = listener(c).await;
+    let Pair { mut cw, mut sr, .. } = client_of(&l, cfg(1000, 64), b"hello").await;
+    // Read as they come, 3 at a time: far more than 4000 bytes in all.
+    for round in 0..5u8 {
+        for i in 0..3u8 {
+            cw.send(Bytes::from(vec![round * 3 + i; 1000]))
+                .await
+                .expect("send");
+        }
+        for i in 0..3u8 {
+            assert_eq!(next(&mut sr).await, vec![round * 3 + i; 1000]);
+        }
+    }
+    // Not read while 20 more arrive: at most 4 are kept, then the error.
+    for i in 0..20u8 {
+        cw.feed(Bytes::from(vec![i; 1000])).await.expect("feed");
+    }
+    cw.flush().await.expect("flush");
+    let mut kept = 0;
+    loop {
+        match guard("recv", sr.recv()).await {
+            Ok(Some(f)) => {
+                assert_eq!(f.len(), 1000);
+                kept += 1;
+            }
+            Err(ZmqError::QueueBytesFull { limit }) => {
+                assert_eq!(limit, 4000);
+                break;
+            }
+            other => panic!("expected frames then QueueBytesFull, got {other:?}"),
+        }
+    }
+    assert!(kept <= 4, "{kept} frames of 1000 bytes kept");
+}
+
 #[tokio::test]
 async fn a_server_peer_that_fills_its_queue_is_dropped_with_queue_full() {
     let queue = 4;
