@@ -222,7 +222,9 @@ impl Server {
                 conns.shutdown().await;
             }
         }
-        drop(zmq);
+        for l in zmq {
+            l.close().await;
+        }
         Ok(())
     }
 }

@@ -167,6 +167,15 @@ pub enum Listener {
 }
 
 impl Listener {
+    /// Closes the listener and returns once its port is free to bind again
+    /// (TCP and WebSocket listeners free it when dropped; a ZeroMQ one
+    /// releases it from a task).
+    pub async fn close(self) {
+        if let Listener::Zmq(l) = self {
+            l.close().await;
+        }
+    }
+
     /// Binds `endpoint`, with the default [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub async fn bind(endpoint: &Endpoint, max_frame: usize) -> Result<Listener, TransportError> {
         Listener::bind_with(endpoint, max_frame, DEFAULT_HANDSHAKE_TIMEOUT).await

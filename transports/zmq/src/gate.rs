@@ -254,6 +254,15 @@ pub(crate) struct Gate {
     pub addr: SocketAddr,
 }
 
+impl Gate {
+    /// Stops accepting and returns once the public socket is closed (its
+    /// port free to bind again). Dropping the gate only starts that.
+    pub(crate) async fn close(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for Gate {
     fn drop(&mut self) {
         self.task.abort();

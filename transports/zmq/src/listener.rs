@@ -54,4 +54,12 @@ impl ZmqListener {
         let mut accepted = self.accepted.lock().await;
         accepted.recv().await.ok_or(ZmqError::Closed)
     }
+
+    /// Closes the listener, as dropping it does (every virtual connection
+    /// ends), and returns once its port is free to bind again: a dropped
+    /// listener's port is released by a task, shortly after.
+    pub async fn close(self) {
+        let ZmqListener { _gate: gate, .. } = self;
+        gate.close().await;
+    }
 }
