@@ -187,31 +187,13 @@ async fn a_subscriber_that_stops_reading_is_cut_at_the_stall_timeout() {
     });
 
     let before = rss();
-    let started = Instant::now();
-    let mut pace = tokio::time::interval(PACE);
-    pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut sent = 0u64;
-    let mut cut: Option<(Duration, std::io::Error)> = None;
-    {
-        let reset = reset(&raw);
-        tokio::pin!(reset);
-        // Until the cut, up to 10 × STALL.
-        while started.elapsed() < STALL * 10 {
-            tokio::select! {
-                biased;
-                e = &mut reset => {
-                    cut = Some((started.elapsed(), e));
-                    break;
-                }
-                _ = pace.tick() => {}
-            }
-            publish(&p, &mut got, &mut sent).await;
-        }
-    }
+    let (mut sent, cut) = until_cut(&raw, async |n| publish(&p, &mut got, n).await).await;
     let at_cut = (rss(), sent);
+    let mut pace = paced();
     for _ in 0..AFTER {
         pace.tick().await;
-        publish(&p, &mut got, &mut sent).await;
+        publish(&p, &mut got, sent).await;
+        sent += 1;
     }
     guard(
         "the healthy subscriber gets every message",
@@ -243,10 +225,40 @@ async fn a_subscriber_that_stops_reading_is_cut_at_the_stall_timeout() {
     assert!(grew < 48 * MIB, "memory grew by {:.1} MiB", mib(grew));
 }
 
-/// Publishes the next message once the healthy subscriber is within
-/// `WINDOW` of it.
-async fn publish(p: &ZmqPublisher, got: &mut watch::Receiver<u64>, sent: &mut u64) {
-    let at = *sent;
+/// A tick every [`PACE`], late ticks not made up.
+fn paced() -> tokio::time::Interval {
+    let mut pace = tokio::time::interval(PACE);
+    pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    pace
+}
+
+/// Runs `step(0)`, `step(1)`, … one per [`PACE`] until the gate resets
+/// `raw` (the stalled peer), for up to 10 × [`STALL`]: the steps run, and
+/// when (since the first) and how the cut came, if it did.
+async fn until_cut(
+    raw: &TcpStream,
+    mut step: impl AsyncFnMut(u64),
+) -> (u64, Option<(Duration, std::io::Error)>) {
+    let started = Instant::now();
+    let mut pace = paced();
+    let reset = reset(raw);
+    tokio::pin!(reset);
+    let mut n = 0;
+    while started.elapsed() < STALL * 10 {
+        tokio::select! {
+            biased;
+            e = &mut reset => return (n, Some((started.elapsed(), e))),
+            _ = pace.tick() => {}
+        }
+        step(n).await;
+        n += 1;
+    }
+    (n, None)
+}
+
+/// Publishes message `at` once the healthy subscriber is within `WINDOW`
+/// of it.
+async fn publish(p: &ZmqPublisher, got: &mut watch::Receiver<u64>, at: u64) {
     guard(
         "the healthy subscriber keeps receiving",
         got.wait_for(|n| n + WINDOW >= at),
@@ -254,7 +266,6 @@ async fn publish(p: &ZmqPublisher, got: &mut watch::Receiver<u64>, sent: &mut u6
     .await
     .expect("counter");
     p.publish(b"t\0", message(at)).await.expect("publish");
-    *sent += 1;
 }
 
 /// (ROUTER) A DEALER that stops reading its replies: the gate cuts it at
@@ -278,31 +289,15 @@ async fn a_dealer_that_stops_reading_is_cut_at_the_stall_timeout() {
         .expect("hello");
     let (_, mut to_healthy, _) = guard("accept", l.accept()).await.expect("accept");
 
-    let started = Instant::now();
-    let mut pace = tokio::time::interval(PACE);
-    pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let (mut sent, mut cut) = (0u64, None);
-    {
-        let reset = reset(&raw);
-        tokio::pin!(reset);
-        while started.elapsed() < STALL * 10 {
-            tokio::select! {
-                biased;
-                e = &mut reset => {
-                    cut = Some((started.elapsed(), e));
-                    break;
-                }
-                _ = pace.tick() => {}
-            }
-            // The stalled DEALER's frames are handed to zeromq (they are
-            // dropped with it once it is cut); the healthy one reads each.
-            let _ = stalled_w.feed(message(sent)).await;
-            to_healthy.send(message(sent)).await.expect("send");
-            let got = guard("recv", healthy_r.recv()).await.expect("recv");
-            assert_eq!(index(&got.expect("a frame")), sent);
-            sent += 1;
-        }
-    }
+    let (sent, cut) = until_cut(&raw, async |n| {
+        // The stalled DEALER's frames are handed to zeromq (they are
+        // dropped with it once it is cut); the healthy one reads each.
+        let _ = stalled_w.feed(message(n)).await;
+        to_healthy.send(message(n)).await.expect("send");
+        let got = guard("recv", healthy_r.recv()).await.expect("recv");
+        assert_eq!(index(&got.expect("a frame")), n);
+    })
+    .await;
     eprintln!(
         "stalled DEALER: cut after {:?} ({:?}); {sent} frames of 256 KiB to each",
         cut.as_ref().map(|c| c.0),
