@@ -182,25 +182,47 @@ impl TraceParent {
 
     /// Formats as a version-00 header value (55 bytes).
     pub fn to_header(&self) -> String {
-        let mut out = String::with_capacity(V00_LEN);
-        self.write_header(&mut out);
-        out
+        self.header().as_str().to_owned()
     }
 
     /// Appends the version-00 header value to `out`.
     pub fn write_header(&self, out: &mut String) {
-        out.push_str("00-");
-        push_hex(out, &self.trace_id.0);
-        out.push('-');
-        push_hex(out, &self.parent_id.0);
-        out.push('-');
-        push_hex(out, &[self.flags]);
+        out.push_str(self.header().as_str());
+    }
+
+    /// The version-00 header value, formatted on the stack.
+    pub fn header(&self) -> HeaderValue {
+        let mut out = [b'-'; V00_LEN];
+        out[..2].copy_from_slice(b"00");
+        hex_into(&mut out[3..35], &self.trace_id.0);
+        hex_into(&mut out[36..52], &self.parent_id.0);
+        hex_into(&mut out[53..], &[self.flags]);
+        HeaderValue(out)
+    }
+}
+
+/// A version-00 `traceparent` value (55 ASCII bytes), made by
+/// [`TraceParent::header`] without allocating.
+#[derive(Clone, Copy)]
+pub struct HeaderValue([u8; V00_LEN]);
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl HeaderValue {
+    /// The value as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, `a`-`f` and `-` are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_header())
+        f.write_str(self.header().as_str())
     }
 }
 
@@ -393,30 +415,37 @@ fn check_member<'a>(
     Ok((key, value))
 }
 
-fn decode_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
+/// Each byte's value as a lowercase hex digit; 0xff where it is none
+/// (W3C forbids uppercase in traceparent).
+const UNHEX: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[HEX[i] as usize] = i as u8;
+        i += 1;
     }
+    t
+};
+
+fn decode_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
+    let mut bad = 0;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        if let [hi, lo] = pair {
-            *o = (nibble(*hi)? << 4) | nibble(*lo)?;
-        }
+        let (hi, lo) = (UNHEX[usize::from(pair[0])], UNHEX[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad <= 0x0f).then_some(out)
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+/// Writes `bytes` as lowercase hex into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
     }
 }
 

@@ -6,7 +6,7 @@ use super::publish::Published;
 use crate::error::Error;
 use crate::telemetry::{ClientSpan, Outcome};
 use crate::transport::Endpoint;
-use crate::wire::load::{self, Carrier, ReplyStatus, RequestLoad};
+use crate::wire::load::{self, ReplyStatus, RequestLoad};
 use crate::wire::Kind;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -140,12 +140,10 @@ impl Client {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, Error> {
-        let span = self
-            .inner
-            .cfg
-            .telemetry
-            .as_ref()
-            .map(|t| t.client_span(method, self.peer_addr()));
+        let span = self.inner.cfg.telemetry.as_ref().map(|t| {
+            let conn = self.current();
+            t.client_span(method, conn.as_ref().and_then(|c| c.peer_attrs.as_ref()))
+        });
         // One deadline covers the whole call: waiting for a permit, for
         // outbox space (backpressure) and for the reply. Each of those
         // waits is bounded by it; none costs a timer unless it has to wait
@@ -256,19 +254,14 @@ impl Client {
             done: false,
         };
         // The only place a trace context enters a request load.
-        let trace = super::publish::trace_carrier(span);
+        let trace = super::publish::TraceCarrier::of(span);
         let mut load = RequestLoad {
             retry,
             id,
             method,
             body,
             deadline_ms: 0,
-            trace: Carrier(
-                trace
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-            ),
+            trace: trace.pairs(),
         };
         let sealed = conn
             .outbox

@@ -20,6 +20,8 @@ pub(crate) struct Connection {
     pub(crate) waiting: Arc<Waiting>,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) peer: SocketAddr,
+    /// `peer` as span attributes (tracing on only), formatted once.
+    pub(crate) peer_attrs: Option<crate::telemetry::PeerAttrs>,
     /// The server as the handshake authenticated it (identity mode).
     pub(crate) principal: Option<Arc<Principal>>,
 }
@@ -82,6 +84,7 @@ impl Connection {
             outbox,
             principal,
             peer,
+            peer_attrs: cfg.telemetry.as_ref().map(|t| t.server_peer(peer)),
         })
     }
 

@@ -15,8 +15,8 @@ use std::time::Instant;
 /// One authenticated request as a handler sees it.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// The method called.
-    pub method: String,
+    /// The method called (shared with the router: no copy per request).
+    pub method: Arc<str>,
     /// The body: a zero-copy slice of the decrypted envelope.
     pub body: Bytes,
     /// When the caller stops waiting, if it said.
@@ -90,7 +90,7 @@ pub(crate) type GuardFn = dyn Fn(&Request) -> Result<(), HandlerError> + Send + 
 /// Method name → handler, and an optional guard every request passes first.
 #[derive(Clone, Default)]
 pub struct Router {
-    routes: NameMap<Arc<HandlerFn>>,
+    routes: NameMap<Route>,
     guard: Option<Arc<GuardFn>>,
     /// Methods still served while the server drains at shutdown.
     drain_allowed: NameSet,
@@ -111,8 +111,11 @@ impl Router {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
     {
-        self.routes
-            .insert(method.to_owned(), Arc::new(move |r| Box::pin(handler(r))));
+        let route = Route {
+            name: Arc::from(method),
+            handler: Arc::new(move |r| Box::pin(handler(r))),
+        };
+        self.routes.insert(method.to_owned(), route);
         self
     }
 
@@ -161,16 +164,26 @@ impl Router {
         m
     }
 
-    /// The handler of `method`. While draining, a method not marked
+    /// The route of `method`. While draining, a method not marked
     /// [`serve_while_draining`](Self::serve_while_draining) gets a handler
     /// that refuses it (unknown methods stay unknown).
-    pub(crate) fn get(&self, method: &str) -> Option<&Arc<HandlerFn>> {
-        let handler = self.routes.get(method)?;
+    pub(crate) fn get(&self, method: &str) -> Option<Route> {
+        let route = self.routes.get(method)?;
         if self.draining.load(Ordering::Acquire) && !self.drain_allowed.contains(method) {
-            return Some(refuse_draining());
+            return Some(Route {
+                name: route.name.clone(),
+                handler: refuse_draining().clone(),
+            });
         }
-        Some(handler)
+        Some(route.clone())
     }
+}
+
+/// A method's name and handler, as registered.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) name: Arc<str>,
+    pub(crate) handler: Arc<HandlerFn>,
 }
 
 /// The handler that answers requests arriving while the server drains.

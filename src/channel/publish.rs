@@ -72,7 +72,7 @@ pub struct Job {
     pub body: Bytes,
     /// How long the master waits for returns.
     pub timeout: Duration,
-    trace: Vec<(String, String)>,
+    trace: TraceCarrier,
 }
 
 impl Job {
@@ -90,7 +90,7 @@ impl Job {
             method,
             body,
             timeout,
-            trace: trace_carrier(producer),
+            trace: TraceCarrier::of(producer),
         }
     }
 
@@ -101,26 +101,43 @@ impl Job {
             method: &self.method,
             body: &self.body,
             deadline_ms: self.timeout.as_millis().min(u128::from(u32::MAX)) as u32,
-            trace: Carrier(
-                self.trace
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-            ),
+            trace: self.trace.pairs(),
         }
     }
 }
 
-/// A span's W3C context as carrier pairs (`traceparent`, `tracestate`).
-pub(crate) fn trace_carrier(span: Option<&SpanHandle>) -> Vec<(String, String)> {
-    let mut trace = Vec::new();
-    if let Some((parent, state)) = span.and_then(SpanHandle::w3c) {
-        trace.push((context::TRACEPARENT.to_owned(), parent.to_header()));
-        if !state.is_empty() {
-            trace.push((context::TRACESTATE.to_owned(), state));
+/// A span's W3C context, formatted once, for the loads that carry it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TraceCarrier {
+    parent: Option<context::HeaderValue>,
+    /// The `tracestate` header; empty when there is none.
+    state: String,
+}
+
+impl TraceCarrier {
+    /// `span`'s context; empty without a span (tracing off).
+    pub(crate) fn of(span: Option<&SpanHandle>) -> TraceCarrier {
+        match span.and_then(SpanHandle::w3c) {
+            Some((parent, state)) => TraceCarrier {
+                parent: Some(parent.header()),
+                state,
+            },
+            None => TraceCarrier::default(),
         }
     }
-    trace
+
+    /// The carrier pairs: `traceparent`, then `tracestate` if any.
+    pub(crate) fn pairs(&self) -> Carrier<'_> {
+        let Some(parent) = &self.parent else {
+            return Carrier::default();
+        };
+        let mut pairs = Vec::with_capacity(1 + usize::from(!self.state.is_empty()));
+        pairs.push((context::TRACEPARENT, parent.as_str()));
+        if !self.state.is_empty() {
+            pairs.push((context::TRACESTATE, self.state.as_str()));
+        }
+        Carrier(pairs)
+    }
 }
 
 /// A job as a minion receives it, opened and authenticated.

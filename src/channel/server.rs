@@ -4,7 +4,7 @@
 use super::auth::{self, Principal};
 use super::config::{parse_url, random_salt, ChannelConfig};
 use super::drain::{Busy, Phase};
-use super::handler::{run_handler, HandlerError, Request, Router};
+use super::handler::{run_handler, HandlerError, Request, Route, Router};
 use super::outbox::Outbox;
 use super::publish::PeerLink;
 use super::retries::{Begin, RetryTable, Runner};
@@ -282,6 +282,7 @@ async fn connection(
     opener.require_rekey_after(SealerLimits::default().soft);
     let mut conn = Conn {
         peer: peer.clone(),
+        peer_attrs: None,
         shared: shared.clone(),
         outbox: outbox.clone(),
         opener,
@@ -434,6 +435,8 @@ impl<T> Drop for AbortOnDrop<T> {
 /// One connection's receive side.
 struct Conn {
     peer: Peer,
+    /// `peer` as span attributes, formatted at the first traced request.
+    peer_attrs: Option<crate::telemetry::PeerAttrs>,
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     opener: Opener,
@@ -456,21 +459,19 @@ impl Conn {
         }
         let plain = frame.freeze().slice(opened.load);
         let req: RequestLoad = load::decode(&plain)?;
-        let handler = self.shared.router.get(req.method).cloned();
+        let route = self.shared.router.get(req.method);
         // The context is taken only here, after the envelope authenticated.
         let span = self.shared.cfg.telemetry.as_ref().map(|t| {
             let remote = context::extract(&req.trace.0);
-            // Unknown methods share one span name (bounded cardinality).
-            let name = if handler.is_some() {
-                req.method
-            } else {
-                "unknown method"
-            };
             let trusted = self.principal.as_ref().is_none_or(|p| p.trusted_context);
-            t.server_span(name, &remote, &self.peer, trusted)
+            let attrs = self
+                .peer_attrs
+                .get_or_insert_with(|| t.client_peer(&self.peer));
+            let method = route.as_ref().map(|r| &r.name);
+            t.server_span(method, &remote, &self.peer, attrs, trusted)
         });
         let id = req.id;
-        let Some(handler) = handler else {
+        let Some(Route { name, handler }) = route else {
             let msg = format!("no such method: {}", truncated(req.method));
             let outbox = self.outbox.clone();
             self.start(async move {
@@ -487,7 +488,7 @@ impl Conn {
         let deadline = (req.deadline_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(u64::from(req.deadline_ms)));
         let request = Request {
-            method: req.method.to_owned(),
+            method: name,
             body: plain.slice_ref(req.body),
             deadline,
             peer: self.peer.clone(),

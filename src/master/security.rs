@@ -173,7 +173,7 @@ pub(crate) fn guard(router: Router, granted: Option<Arc<Granted>>) -> Router {
             PeerRole::Minion if !p.id.as_deref().is_some_and(|id| granted.minion(id, &p.key)) => {
                 Err(HandlerError::new("this minion's key is no longer accepted"))
             }
-            PeerRole::Minion if req.method == job::PUBLISH => Err(HandlerError::new(
+            PeerRole::Minion if *req.method == *job::PUBLISH => Err(HandlerError::new(
                 "publishing needs an identity on the master's publisher list",
             )),
             PeerRole::Minion => Ok(()),

@@ -325,21 +325,21 @@ async fn run_handler(
     master: SocketAddr,
     p: &Published,
 ) -> Result<bytes::Bytes, HandlerError> {
-    let Some(handler) = me.router.get(&p.method).cloned() else {
+    let Some(route) = me.router.get(&p.method) else {
         return Err(HandlerError::new(format!(
             "no such method on minion {}: {}",
             me.id, p.method
         )));
     };
     let request = Request {
-        method: p.method.clone(),
+        method: route.name,
         body: p.body.clone(),
         deadline: p.deadline,
         peer: Peer::Addr(master),
         link: PeerLink::default(),
         principal: None,
     };
-    crate::channel::run_handler(handler(request), p.deadline)
+    crate::channel::run_handler((route.handler)(request), p.deadline)
         .await
         .map_err(|(_, e)| e)
 }

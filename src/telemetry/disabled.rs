@@ -11,6 +11,9 @@ pub enum Telemetry {}
 /// Never constructed without the `otel` feature.
 pub enum SpanHandle {}
 /// Never constructed without the `otel` feature.
+#[derive(Clone, Debug)]
+pub enum PeerAttrs {}
+/// Never constructed without the `otel` feature.
 pub type ClientSpan = SpanHandle;
 /// Never constructed without the `otel` feature.
 pub type ServerSpan = SpanHandle;
@@ -43,14 +46,21 @@ impl Telemetry {
     ) -> F::Output {
         match *self {}
     }
-    pub(crate) fn client_span(&self, _method: &str, _peer: Option<SocketAddr>) -> ClientSpan {
+    pub(crate) fn server_peer(&self, _addr: SocketAddr) -> PeerAttrs {
+        match *self {}
+    }
+    pub(crate) fn client_peer(&self, _peer: &crate::transport::Peer) -> PeerAttrs {
+        match *self {}
+    }
+    pub(crate) fn client_span(&self, _method: &str, _peer: Option<&PeerAttrs>) -> ClientSpan {
         match *self {}
     }
     pub(crate) fn server_span(
         &self,
-        _m: &str,
+        _m: Option<&std::sync::Arc<str>>,
         _c: &crate::context::Extracted,
         _p: &crate::transport::Peer,
+        _a: &PeerAttrs,
         _trusted: bool,
     ) -> ServerSpan {
         match *self {}

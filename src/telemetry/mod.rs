@@ -24,7 +24,11 @@ mod messaging;
 mod span;
 
 #[cfg(not(feature = "otel"))]
+pub(crate) use disabled::PeerAttrs;
+#[cfg(not(feature = "otel"))]
 pub use disabled::{ClientSpan, ConsumerSpan, ProducerSpan, ServerSpan, SpanHandle, Telemetry};
+#[cfg(feature = "otel")]
+pub(crate) use span::PeerAttrs;
 #[cfg(feature = "otel")]
 pub use span::{ClientSpan, ConsumerSpan, ProducerSpan, ServerSpan, SpanHandle, Telemetry};
 

@@ -107,8 +107,9 @@ pub(crate) fn split_batch(batch: &mut BytesMut) -> Result<Vec<bytes::Bytes>, Tra
 pub enum Peer {
     /// A socket address (TCP, WebSocket, a ZeroMQ server as seen by a client).
     Addr(SocketAddr),
-    /// A ZeroMQ routing identity (hex), as a ROUTER sees its DEALER peers.
-    Identity(String),
+    /// A ZeroMQ routing identity (hex), as a ROUTER sees its DEALER peers
+    /// (shared: every request's [`Request`](crate::channel::Request) holds a copy).
+    Identity(std::sync::Arc<str>),
 }
 
 impl std::fmt::Display for Peer {
@@ -247,7 +248,11 @@ impl Listener {
             }
             Listener::Zmq(l) => {
                 let (r, w, identity) = l.accept().await?;
-                Ok((AnyRecv::Zmq(r), AnySend::Zmq(w), Peer::Identity(identity)))
+                Ok((
+                    AnyRecv::Zmq(r),
+                    AnySend::Zmq(w),
+                    Peer::Identity(identity.into()),
+                ))
             }
         }
     }
