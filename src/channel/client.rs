@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
 struct Inner {
     cfg: ChannelConfig,
@@ -246,8 +246,7 @@ impl Client {
         };
         let conn = self.connection(until).await?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        conn.waiting.register(id, tx, until)?;
+        conn.waiting.register(id, until)?;
         let mut guard = PendingGuard {
             conn: &conn,
             id,
@@ -289,14 +288,14 @@ impl Client {
             Err(e) => return Err(e.into()),
         }
         // The read task answers, or fails every call when the connection
-        // ends; a receiver that ends without either was dropped by the
+        // ends; a call that ends without either was dropped by the
         // deadline sweep (see `waiting`).
-        let reply = rx.await;
+        let reply = conn.waiting.reply(id).await;
         // Answered or expired: the entry is gone already.
         guard.done = true;
         let (status, body) = match reply {
-            Err(_) => return Err(Fail::Expired),
-            Ok(reply) => reply?,
+            None => return Err(Fail::Expired),
+            Some(reply) => reply?,
         };
         Ok(reply_result(method, status, body)?)
     }

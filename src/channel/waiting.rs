@@ -8,19 +8,51 @@
 //! receiver end without a reply: expired). The earliest `until` is only
 //! recomputed at a sweep, so with calls that all have the same timeout the
 //! sweeper wakes about once per timeout, whatever the call rate.
+//!
+//! A reply is handed over in the table itself: each call's entry holds its
+//! caller's waker until the reply takes its place (no channel, so no
+//! allocation per call).
 use super::hash::IdMap;
 use crate::error::{Error, WireError};
 use crate::wire::load::ReplyStatus;
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{oneshot, Notify};
+use std::task::{Context, Poll, Waker};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub(crate) type ReplyResult = Result<(ReplyStatus, Bytes), Error>;
 
+/// One call's place in the table.
+struct Entry {
+    slot: Slot,
+    until: Instant,
+}
+
+enum Slot {
+    /// No reply yet: the caller's waker, once it has polled.
+    Waiting(Option<Waker>),
+    /// The reply (or the connection's end), until the caller takes it.
+    Answered(ReplyResult),
+}
+
+impl Entry {
+    /// Puts `result` in the slot if it still waits; returns whom to wake.
+    fn answer(&mut self, result: impl FnOnce() -> ReplyResult) -> Option<Waker> {
+        match &mut self.slot {
+            Slot::Waiting(waker) => {
+                let waker = waker.take();
+                self.slot = Slot::Answered(result());
+                waker
+            }
+            Slot::Answered(_) => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Pending {
-    waiting: IdMap<(oneshot::Sender<ReplyResult>, Instant)>,
+    waiting: IdMap<Entry>,
     /// No pending call's `until` is earlier than this (it may be stale:
     /// that call may have been answered since).
     earliest: Option<Instant>,
@@ -29,14 +61,26 @@ struct Pending {
 }
 
 impl Pending {
-    /// Drops every call past its `until` (at `now`) and returns when the
-    /// next sweep is due, if any call is pending.
-    fn expire(&mut self, now: Instant) -> Option<Instant> {
+    /// Drops every unanswered call past its `until` (at `now`), adding
+    /// its waker to `wake`, and returns when the next sweep is due, if any
+    /// call is pending. An answered call keeps its reply for its caller.
+    fn expire(&mut self, now: Instant, wake: &mut Vec<Waker>) -> Option<Instant> {
         if self.earliest.is_some_and(|e| e > now) {
             return self.earliest;
         }
-        self.waiting.retain(|_, (_, until)| *until > now);
-        self.earliest = self.waiting.values().map(|(_, until)| *until).min();
+        self.waiting.retain(|_, e| match &mut e.slot {
+            Slot::Waiting(waker) if e.until <= now => {
+                wake.extend(waker.take());
+                false
+            }
+            _ => true,
+        });
+        self.earliest = self
+            .waiting
+            .values()
+            .filter(|e| matches!(e.slot, Slot::Waiting(_)))
+            .map(|e| e.until)
+            .min();
         self.earliest
     }
 }
@@ -80,17 +124,13 @@ impl Waiting {
 
     /// Registers call `id`, waiting for its reply until `until`, unless the
     /// connection is already gone.
-    pub(crate) fn register(
-        &self,
-        id: u64,
-        tx: oneshot::Sender<ReplyResult>,
-        until: Instant,
-    ) -> Result<(), Error> {
+    pub(crate) fn register(&self, id: u64, until: Instant) -> Result<(), Error> {
         let mut p = self.lock();
         if let Some(reason) = &p.closed {
             return Err(closed_error(reason));
         }
-        p.waiting.insert(id, (tx, until));
+        let slot = Slot::Waiting(None);
+        p.waiting.insert(id, Entry { slot, until });
         let sooner = p.earliest.is_none_or(|e| until < e);
         if sooner {
             p.earliest = Some(until);
@@ -109,23 +149,56 @@ impl Waiting {
 
     /// Hands call `id` its reply, if it still waits.
     pub(crate) fn answer(&self, id: u64, reply: ReplyResult) {
-        let waiter = self.lock().waiting.remove(&id);
-        if let Some((tx, _)) = waiter {
-            let _ = tx.send(reply);
+        let waker = self
+            .lock()
+            .waiting
+            .get_mut(&id)
+            .and_then(|e| e.answer(|| reply));
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Call `id`'s reply: `Some` once answered (or the connection ended),
+    /// `None` if it is no longer waiting (its `until` passed). Either way
+    /// its entry is gone when this returns.
+    pub(crate) async fn reply(&self, id: u64) -> Option<ReplyResult> {
+        std::future::poll_fn(|cx| self.poll_reply(id, cx)).await
+    }
+
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Option<ReplyResult>> {
+        let mut p = self.lock();
+        let Some(entry) = p.waiting.get_mut(&id) else {
+            return Poll::Ready(None);
+        };
+        match &mut entry.slot {
+            Slot::Waiting(Some(w)) if w.will_wake(cx.waker()) => Poll::Pending,
+            Slot::Waiting(waker) => {
+                *waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Slot::Answered(_) => match p.waiting.remove(&id) {
+                Some(Entry {
+                    slot: Slot::Answered(reply),
+                    ..
+                }) => Poll::Ready(Some(reply)),
+                _ => Poll::Ready(None),
+            },
         }
     }
 
     /// The connection ended: every pending call gets `reason`'s error,
     /// and later registrations fail with it.
     pub(crate) fn close(&self, reason: Option<WireError>) {
-        let pending = {
+        let wake: Vec<Waker> = {
             let mut p = self.lock();
             p.closed = Some(reason.clone());
-            std::mem::take(&mut p.waiting)
+            p.waiting
+                .values_mut()
+                .filter_map(|e| e.answer(|| Err(closed_error(&reason))))
+                .collect()
         };
-        for (_, (tx, _)) in pending {
-            let _ = tx.send(Err(closed_error(&reason)));
-        }
+        wake.into_iter().for_each(Waker::wake);
         self.ended.notify_waiters();
         self.rearm.notify_one();
     }
@@ -137,13 +210,15 @@ impl Waiting {
             let rearm = self.rearm.notified();
             tokio::pin!(rearm);
             rearm.as_mut().enable();
+            let mut expired = Vec::new();
             let next = {
                 let mut p = self.lock();
                 if p.closed.is_some() {
                     return;
                 }
-                p.expire(Instant::now())
+                p.expire(Instant::now(), &mut expired)
             };
+            expired.into_iter().for_each(Waker::wake);
             match next {
                 Some(at) => {
                     tokio::select! {
@@ -174,22 +249,22 @@ mod tests {
         let w = Arc::new(Waiting::default());
         tokio::spawn(w.clone().sweep());
         let t0 = Instant::now();
-        let (tx1, rx1) = oneshot::channel();
-        let (tx2, rx2) = oneshot::channel();
-        let (tx3, rx3) = oneshot::channel();
-        w.register(1, tx1, t0 + Duration::from_secs(5)).unwrap();
-        w.register(2, tx2, t0 + Duration::from_secs(9)).unwrap();
+        w.register(1, t0 + Duration::from_secs(5)).unwrap();
+        w.register(2, t0 + Duration::from_secs(9)).unwrap();
         // Sooner than the sweeper's next sweep: it must rearm.
-        w.register(3, tx3, t0 + Duration::from_secs(2)).unwrap();
-        assert!(rx3.await.is_err());
+        w.register(3, t0 + Duration::from_secs(2)).unwrap();
+        assert!(w.reply(3).await.is_none());
         let at = t0.elapsed();
         assert!(
             at >= Duration::from_secs(2) && at < Duration::from_millis(2010),
             "{at:?}"
         );
         w.answer(1, Ok((ReplyStatus::Ok, Bytes::from_static(b"x"))));
-        assert_eq!(rx1.await.unwrap().unwrap().1, Bytes::from_static(b"x"));
-        assert!(rx2.await.is_err());
+        assert_eq!(
+            w.reply(1).await.unwrap().unwrap().1,
+            Bytes::from_static(b"x")
+        );
+        assert!(w.reply(2).await.is_none());
         let at = t0.elapsed();
         assert!(
             at >= Duration::from_secs(9) && at < Duration::from_millis(9010),
@@ -201,16 +276,62 @@ mod tests {
     async fn closing_fails_pending_calls_and_ends_the_sweeper() {
         let w = Arc::new(Waiting::default());
         let sweeper = tokio::spawn(w.clone().sweep());
-        let (tx, rx) = oneshot::channel();
-        w.register(7, tx, Instant::now() + Duration::from_secs(60))
+        w.register(7, Instant::now() + Duration::from_secs(60))
             .unwrap();
         w.close(None);
-        assert!(matches!(rx.await, Ok(Err(Error::ConnectionClosed))));
-        sweeper.await.unwrap();
-        let (tx, _rx) = oneshot::channel();
         assert!(matches!(
-            w.register(8, tx, Instant::now()),
+            w.reply(7).await,
+            Some(Err(Error::ConnectionClosed))
+        ));
+        sweeper.await.unwrap();
+        assert!(matches!(
+            w.register(8, Instant::now()),
             Err(Error::ConnectionClosed)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_that_came_in_time_outlives_its_until() {
+        let w = Arc::new(Waiting::default());
+        tokio::spawn(w.clone().sweep());
+        w.register(1, Instant::now() + Duration::from_secs(1))
+            .unwrap();
+        w.answer(1, Ok((ReplyStatus::Ok, Bytes::from_static(b"in time"))));
+        // A later call makes the sweeper run past the first one's until.
+        w.register(2, Instant::now() + Duration::from_secs(2))
+            .unwrap();
+        assert!(w.reply(2).await.is_none(), "call 2 expires");
+        let reply = w.reply(1).await.expect("kept").expect("ok");
+        assert_eq!(reply.1, Bytes::from_static(b"in time"));
+        assert!(w.reply(1).await.is_none(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn a_caller_already_waiting_is_woken_by_its_answer_and_by_the_end() {
+        let w = Arc::new(Waiting::default());
+        let far = Instant::now() + Duration::from_secs(60);
+        w.register(1, far).unwrap();
+        w.register(2, far).unwrap();
+        let (w1, w2) = (w.clone(), w.clone());
+        let one = tokio::spawn(async move { w1.reply(1).await });
+        let two = tokio::spawn(async move { w2.reply(2).await });
+        // Both have polled (and parked) once their wakers are in the table.
+        while w
+            .lock()
+            .waiting
+            .values()
+            .any(|e| matches!(e.slot, Slot::Waiting(None)))
+        {
+            tokio::task::yield_now().await;
+        }
+        w.answer(1, Ok((ReplyStatus::Ok, Bytes::from_static(b"1"))));
+        let reply = one.await.unwrap().expect("answered").expect("ok");
+        assert_eq!(reply.1, Bytes::from_static(b"1"));
+        w.close(None);
+        assert!(matches!(
+            two.await.unwrap(),
+            Some(Err(Error::ConnectionClosed))
+        ));
+        assert!(w.lock().waiting.is_empty(), "both entries taken");
     }
 }
